@@ -1,0 +1,273 @@
+"""Workflow configuration: loading, schema validation with one-line messages, defaults.
+
+A hospital ("center") is one entry under ``centers:``; nothing else in the code names a
+center. :func:`validate_config` is what the Snakefile calls; :func:`load_config` is the same
+for Python callers (CLI, tests) that start from YAML files.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "config" / "schemas" / "config.schema.yaml"
+ROLES = ("train", "external")
+POOLED_TRAIN = "pooled_train"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased as one line that names the offending key."""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicated mapping keys (PyYAML silently keeps the last)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep=False):
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(
+                f"{loader.name}: line {key_node.start_mark.line + 1}: duplicated key "
+                f"'{key}' (first at line {seen[key].start_mark.line + 1}); "
+                f"each center and setting may appear once"
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read YAML, rejecting duplicated keys with a message naming the file and line."""
+    path = Path(path)
+    with path.open() as fh:
+        loader = _UniqueKeyLoader(fh)
+        loader.name = str(path)
+        try:
+            return loader.get_single_data()
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+        finally:
+            loader.dispose()
+
+
+def check_files(paths: Iterable[str | Path]) -> None:
+    """Re-read config files for problems the YAML loader of Snakemake hides (duplicated keys)."""
+    for path in paths:
+        read_yaml(path)
+
+
+def load_config(
+    *paths: str | Path, overrides: Mapping | None = None, base_dir: str | Path | None = None
+) -> dict:
+    """Merge YAML files (later win, like ``snakemake --configfile a b``), validate, fill defaults."""
+    config: dict = {}
+    for path in paths:
+        data = read_yaml(path) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a configuration must be a mapping of keys")
+        _deep_update(config, data)
+    if overrides:
+        _deep_update(config, copy.deepcopy(dict(overrides)))
+    return validate_config(config, base_dir=base_dir)
+
+
+def _deep_update(target: dict, source: Mapping) -> None:
+    for key, value in source.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    return read_yaml(path)
+
+
+def _with_defaults(validator_class):
+    """jsonschema's documented recipe: fill ``default`` of absent properties while validating."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _one_line(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error)
+    kind = error.validator
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"config: {where}: missing required key '{missing}'"
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"config: {where}: unknown key {', '.join(map(repr, extra))} (allowed: {', '.join(allowed)})"
+    if "propertyNames" in error.absolute_schema_path:
+        bad = error.instance
+        return (
+            f"config: {where}: invalid name {bad!r} (letters, digits, '_' and '-', starting "
+            f"with a letter, at most 32 characters; '{POOLED_TRAIN}' is reserved)"
+        )
+    if kind == "enum":
+        return f"config: {where}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if kind == "minProperties" and where == "centers":
+        return "config: centers: no center configured"
+    return f"config: {where}: {error.message}"
+
+
+def _first_error(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
+    # Deepest, most specific error first: it names the key a user has to fix.
+    return sorted(errors, key=lambda e: (-len(e.absolute_path), str(list(e.absolute_path))))[0]
+
+
+def validate_config(
+    config: dict, schema_path: str | Path = SCHEMA_PATH, base_dir: str | Path | None = None
+) -> dict:
+    """Validate ``config`` in place (defaults filled) and return it.
+
+    Raises :class:`ConfigError` with a one-line message naming the key: unknown role,
+    missing or non-existent path, duplicated center, no training center, no external
+    center, unknown preset, unknown key. Relative paths are resolved against ``base_dir``
+    (default: the current directory, which is Snakemake's working directory).
+    """
+    if not isinstance(config, dict):
+        raise ConfigError("config: a configuration must be a mapping of keys")
+    validator = _DefaultingValidator(load_schema(schema_path))
+    errors = list(validator.iter_errors(config))
+    if errors:
+        err = _first_error(errors)
+        # a failed `allOf/if/then` reports on the center; its sub-errors name the key
+        if err.context:
+            err = _first_error(list(err.context))
+        raise ConfigError(_one_line(err))
+    _check_centers(config["centers"], Path(base_dir) if base_dir else Path.cwd())
+    return config
+
+
+_FILE_KEYS = ("images", "tumor_masks", "liver_masks", "clinical", "clinical_mapping")
+_FILES_ONLY_KEYS = _FILE_KEYS + (
+    "image_format",
+    "tumor_mask_format",
+    "tumor_segment",
+    "clinical_sheet",
+    "phase",
+)
+
+
+def _check_centers(centers: dict, base_dir: Path) -> None:
+    lowered: dict[str, str] = {}
+    for name in centers:
+        if name.lower() in lowered:
+            raise ConfigError(
+                f"config: centers.{name}: duplicated center (same name as "
+                f"'{lowered[name.lower()]}' apart from case; output folders would collide)"
+            )
+        lowered[name.lower()] = name
+
+    roles = {c["role"] for c in centers.values()}
+    if "train" not in roles:
+        raise ConfigError("config: centers: no training center (at least one needs role: train)")
+    if "external" not in roles:
+        raise ConfigError("config: centers: no external center (at least one needs role: external)")
+
+    used: dict[tuple[str, Path], str] = {}
+    for name, center in centers.items():
+        if center["source"] == "synthetic":
+            clash = [k for k in _FILES_ONLY_KEYS if k in center]
+            if clash:
+                raise ConfigError(
+                    f"config: centers.{name}.{clash[0]}: a synthetic center takes no "
+                    f"'{clash[0]}' (its files are generated); use source: files"
+                )
+            continue
+        if "synthetic" in center:
+            raise ConfigError(
+                f"config: centers.{name}.synthetic: only for source: synthetic"
+            )
+        for key in _FILE_KEYS:
+            if key not in center:
+                continue
+            path = Path(center[key])
+            resolved = path if path.is_absolute() else base_dir / path
+            if not resolved.exists():
+                raise ConfigError(
+                    f"config: centers.{name}.{key}: path does not exist: {center[key]} "
+                    f"(resolved against {base_dir})"
+                )
+            if key in ("images", "clinical"):
+                real = resolved.resolve()
+                if (key, real) in used:
+                    raise ConfigError(
+                        f"config: centers.{name}.{key}: duplicated center (same {key} as "
+                        f"centers.{used[(key, real)]})"
+                    )
+                used[(key, real)] = name
+        phase = center.get("phase", {})
+        if "overrides" in phase:
+            path = Path(phase["overrides"])
+            if not (path if path.is_absolute() else base_dir / path).exists():
+                raise ConfigError(
+                    f"config: centers.{name}.phase.overrides: path does not exist: {phase['overrides']}"
+                )
+        if center.get("liver_backend") == "provided" and "liver_masks" not in center:
+            raise ConfigError(
+                f"config: centers.{name}.liver_backend: 'provided' needs liver_masks"
+            )
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def centers_by_role(config: Mapping, role: str) -> list[str]:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    return [name for name, c in config["centers"].items() if c["role"] == role]
+
+
+def train_centers(config: Mapping) -> list[str]:
+    return centers_by_role(config, "train")
+
+
+def external_centers(config: Mapping) -> list[str]:
+    return centers_by_role(config, "external")
+
+
+def liver_backend(config: Mapping, center: str) -> str:
+    """The liver backend of a center: its own setting, else provided masks, else the default."""
+    c = config["centers"][center]
+    if "liver_backend" in c:
+        return c["liver_backend"]
+    if c["source"] == "files":
+        return "provided" if "liver_masks" in c else config["liver"]["default_backend"]
+    # synthetic centers: the generator writes liver masks for training centers only
+    return "provided" if c["role"] == "train" else config["liver"]["default_backend"]

@@ -1,0 +1,82 @@
+"""`snakemake -n`: the default config plans per-center jobs for the paper's five centers, and
+a sixth entry adds its own jobs with no code change."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import yaml
+
+from conftest import REPO, dry_run_jobs, run_snakemake
+
+DEFAULT = REPO / "config" / "config.yaml"
+PER_CENTER_RULES = {"ingest", "liver", "tumor", "predict_clinical_lr"}
+PAPER_CENTERS = ["YPH", "ZPH", "SPH", "NFH", "ZCPH"]
+
+
+def plan(tmp_path, *configfiles):
+    result = run_snakemake(["-n"], tmp_path, timeout=180, configfiles=[DEFAULT, *configfiles])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dry_run_jobs(result)
+
+
+def centers_of(jobs, rule):
+    return sorted(w["center"] for r, w in jobs if r == rule)
+
+
+def test_default_config_plans_per_center_jobs_for_the_five_centers(tmp_path):
+    jobs = plan(tmp_path)
+    for rule in PER_CENTER_RULES | {"synth"}:
+        assert centers_of(jobs, rule) == sorted(PAPER_CENTERS), rule
+    # statistics for the external center and for the pooled training centers
+    assert centers_of(jobs, "stats") == ["ZCPH", "pooled_train"]
+    counts = Counter(r for r, _ in jobs)
+    assert counts["train_clinical_lr"] == 1 and counts["table1"] == 1 and counts["all"] == 1
+
+
+def test_a_sixth_synthetic_center_adds_its_jobs(tmp_path):
+    extra = tmp_path / "sixth.yaml"
+    extra.write_text(yaml.safe_dump({"centers": {"GZH": {"role": "external", "source": "synthetic", "synthetic": {"preset": "demo"}}}}))
+    before = plan(tmp_path)
+    after = plan(tmp_path, extra)
+    for rule in PER_CENTER_RULES | {"synth", "stats"}:
+        assert "GZH" in centers_of(after, rule), rule
+        assert "GZH" not in centers_of(before, rule)
+    added = Counter(r for r, _ in after) - Counter(r for r, _ in before)
+    assert added == Counter({r: 1 for r in PER_CENTER_RULES | {"synth", "stats"}})
+
+
+def test_a_sixth_hospital_with_its_own_files_adds_its_jobs(tmp_path):
+    hospital = tmp_path / "hospital"
+    for name in ("ct", "seg"):
+        (hospital / name).mkdir(parents=True)
+    (hospital / "clinical.csv").write_text("patient_id\nH-1\n")
+    extra = tmp_path / "sixth.yaml"
+    extra.write_text(yaml.safe_dump({"centers": {"MYHOSP": {
+        "role": "train", "source": "files",
+        "images": str(hospital / "ct"), "image_format": "dicom",
+        "tumor_masks": str(hospital / "seg"), "clinical": str(hospital / "clinical.csv"),
+    }}}))
+    jobs = plan(tmp_path, extra)
+    for rule in PER_CENTER_RULES:
+        assert "MYHOSP" in centers_of(jobs, rule), rule
+    assert "MYHOSP" not in centers_of(jobs, "synth")  # its own data is read, not generated
+    # a training center has no stats of its own: it joins the pooled training centers
+    assert "MYHOSP" not in centers_of(jobs, "stats")
+
+
+def test_tiny_config_replaces_the_default(tmp_path):
+    result = run_snakemake(
+        ["-n", "--replace-workflow-config"], tmp_path, timeout=180, configfiles=[REPO / "config" / "tiny.yaml"]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert centers_of(dry_run_jobs(result), "synth") == ["TA", "TB", "TX"]
+
+
+@pytest.mark.parametrize("target", ["results/stats/pooled_train/discrimination.tsv"])
+def test_pooled_statistics_read_every_training_center(tmp_path, target):
+    result = run_snakemake(["-n", target], tmp_path, timeout=180, configfiles=[DEFAULT])
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = dry_run_jobs(result)
+    assert centers_of(jobs, "predict_clinical_lr") == sorted(["YPH", "ZPH", "SPH", "NFH"])

@@ -1,0 +1,180 @@
+"""Everything that is not a rule: config validation, center lists, every input function.
+
+Rules never compute paths inline; they call the get_* functions below.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+# The workflow and its scripts (which inherit the environment, also in conda envs and on
+# cluster nodes) import the mtnet package of this checkout.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [SRC] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
+)
+
+from mtnet import config as mtconfig  # noqa: E402
+
+# Snakemake's YAML loader keeps the last of duplicated keys; re-read to refuse them.
+mtconfig.check_files(
+    list(workflow.configfiles)
+    + list(getattr(workflow, "overwrite_configfiles", None) or [])
+)
+mtconfig.validate_config(config)
+
+
+CENTERS = list(config["centers"])
+TRAIN_CENTERS = mtconfig.train_centers(config)
+EXTERNAL_CENTERS = mtconfig.external_centers(config)
+# Pooled training centers are evaluated like a center of their own (paper: training dataset).
+EVAL_CENTERS = EXTERNAL_CENTERS + [mtconfig.POOLED_TRAIN]
+MODELS = list(config["models"])
+
+
+wildcard_constraints:
+    center="[A-Za-z][A-Za-z0-9_-]*",
+    model="Model-[A-Za-z0-9-]+",
+
+
+def center_config(center):
+    return config["centers"][center]
+
+
+def is_synthetic(center):
+    return center_config(center)["source"] == "synthetic"
+
+
+def get_center_role(wildcards):
+    return center_config(wildcards.center)["role"]
+
+
+# ------------------------------------------------------------------ synth and ingest
+
+
+def get_synth_settings(wildcards):
+    """Generator settings of a synthetic center: its entry plus its name and role."""
+    c = center_config(wildcards.center)
+    if c["source"] != "synthetic":
+        raise ValueError(f"center {wildcards.center} is not synthetic")
+    return {"center": wildcards.center, "role": c["role"], **c["synthetic"]}
+
+
+def get_ingest_settings(wildcards):
+    """The center's entry (its formats, phase rules, segment) and the ingest section."""
+    return {"center": dict(center_config(wildcards.center)), "ingest": config["ingest"]}
+
+
+def get_ingest_input(wildcards):
+    """A synthetic center is read from the generator's folder, exactly like a hospital's."""
+    c = center_config(wildcards.center)
+    if c["source"] == "synthetic":
+        return {"data": f"results/synth/{wildcards.center}/data"}
+    inputs = {k: c[k] for k in ("images", "tumor_masks", "clinical") if k in c}
+    for key in ("liver_masks", "clinical_mapping"):
+        if key in c:
+            inputs[key] = c[key]
+    if "overrides" in c.get("phase", {}):
+        inputs["phase_overrides"] = c["phase"]["overrides"]
+    return inputs
+
+
+def ingested(center, what):
+    return f"results/ingest/{center}/{what}"
+
+
+# ------------------------------------------------------------------ liver and tumor
+
+
+def liver_backend(center):
+    return mtconfig.liver_backend(config, center)
+
+
+def get_liver_backend(wildcards):
+    return liver_backend(wildcards.center)
+
+
+def get_liver_input(wildcards):
+    """Images, the center's own masks (possibly none) and, for QC only, a reference."""
+    center = wildcards.center
+    inputs = {
+        "images": ingested(center, "images"),
+        "provided": ingested(center, "liver"),
+    }
+    if liver_backend(center) == "unet":
+        inputs["model"] = "results/liver/unet/model.pt"
+    if is_synthetic(center):
+        # the generator's true liver masks: read for the Dice in the QC, never for fitting
+        inputs["truth"] = f"results/synth/{center}/truth"
+    return inputs
+
+
+def get_unet_training_input(wildcards):
+    """The liver UNet learns from every center that has its own liver masks."""
+    sources = [c for c in CENTERS if liver_backend(c) == "provided"]
+    return {
+        "images": [ingested(c, "images") for c in sources],
+        "masks": [ingested(c, "liver") for c in sources],
+    }
+
+
+def get_tumor_input(wildcards):
+    center = wildcards.center
+    return {
+        "images": ingested(center, "images"),
+        "tumor": ingested(center, "tumor"),
+        "clinical": ingested(center, "clinical.tsv"),
+        "liver": f"results/liver/{center}/masks",
+    }
+
+
+# ------------------------------------------------------------------ models and statistics
+
+
+def get_clinical_tables(centers):
+    return [ingested(c, "clinical.tsv") for c in centers]
+
+
+def get_training_tables(wildcards):
+    return get_clinical_tables(TRAIN_CENTERS)
+
+
+def pooled_members(center):
+    return TRAIN_CENTERS if center == mtconfig.POOLED_TRAIN else [center]
+
+
+def predictions_of(centers):
+    return [f"results/predictions/{c}/{model}.tsv" for model in MODELS for c in centers]
+
+
+def get_predictions(wildcards):
+    """Every configured model's predictions for a center (or the pooled training centers)."""
+    return predictions_of(pooled_members(wildcards.center))
+
+
+def get_training_predictions(wildcards):
+    """Risk-group thresholds (Youden, H-score median) are fixed on the training centers."""
+    return predictions_of(TRAIN_CENTERS)
+
+
+def get_member_tables(wildcards):
+    """Clinical tables of the evaluated patients, for the subgroup analyses."""
+    return get_clinical_tables(pooled_members(wildcards.center))
+
+
+# ------------------------------------------------------------------ targets
+
+
+def get_final_outputs():
+    outputs = []
+    for center in CENTERS:
+        outputs += [
+            ingested(center, "qc.tsv"),
+            f"results/liver/{center}/qc.tsv",
+            f"results/tumor/{center}/lesions.tsv",
+        ]
+        outputs += [f"results/predictions/{center}/{model}.tsv" for model in MODELS]
+    outputs += [f"results/stats/{center}/discrimination.tsv" for center in EVAL_CENTERS]
+    outputs.append("results/stats/table1.tsv")
+    return outputs
