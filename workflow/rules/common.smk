@@ -12,7 +12,8 @@ from pathlib import Path
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(
-    [SRC] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
+    [SRC]
+    + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
 )
 
 from mtnet import config as mtconfig  # noqa: E402
