@@ -8,6 +8,7 @@ for Python callers (CLI, tests) that start from YAML files.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,13 @@ def liver_backend(config: Mapping, center: str) -> str:
         return "provided" if "liver_masks" in c else config["liver"]["default_backend"]
     # synthetic centers: the generator writes liver masks for training centers only
     return "provided" if c["role"] == "train" else config["liver"]["default_backend"]
+
+
+def export_package_path(src: str) -> None:
+    """Put this checkout's ``src`` first on PYTHONPATH for the workflow's script jobs.
+
+    Scripts inherit the environment (also in conda environments and on cluster nodes), so
+    they import the same ``mtnet`` as the Snakefile, never another installed copy.
+    """
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != src]
+    os.environ["PYTHONPATH"] = os.pathsep.join([src, *rest])

@@ -3,7 +3,6 @@
 Rules never compute paths inline; they call the get_* functions below.
 """
 
-import os
 import sys
 from pathlib import Path
 
@@ -11,12 +10,10 @@ from pathlib import Path
 # cluster nodes) import the mtnet package of this checkout.
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [SRC]
-    + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]
-)
 
 from mtnet import config as mtconfig  # noqa: E402
+
+mtconfig.export_package_path(SRC)
 
 # Snakemake's YAML loader keeps the last of duplicated keys; re-read to refuse them.
 mtconfig.check_files(
