@@ -1,0 +1,153 @@
+"""The whole workflow, end to end, on the `tiny` synthetic preset (config/tiny.yaml).
+
+One run is shared by the tests of this module (it takes minutes on 2 cores): they check
+that every stage wrote its contract, that a second run has nothing to do, that the run is
+deterministic, that no generator truth or DICOM header value leaks into the model inputs,
+and that one hospital's bad data leaves the others' results intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+TINY = REPO / "config" / "tiny.yaml"
+TRAIN, EXTERNAL = ["TA", "TB"], ["TX"]
+CENTERS = TRAIN + EXTERNAL
+PREDICTION_COLUMNS = [
+    "patient_id", "center", "model", "risk", "mvi", "time_to_mvi_days", "death", "os_days", "split",
+]
+STATS_FILES = [
+    "discrimination.tsv", "delong.tsv", "nri_idi.tsv", "calibration.tsv",
+    "decision_curve.tsv", "subgroups.tsv", "survival.tsv",
+]
+
+
+def tiny(args, workdir, extra=(), timeout=1500):
+    return run_snakemake(
+        ["--cores", "2", *args, "--replace-workflow-config"],
+        workdir,
+        timeout=timeout,
+        configfiles=[TINY, *extra],
+    )
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    result = tiny([], workdir)
+    assert result.returncode == 0, result.stderr[-6000:]
+    return workdir
+
+
+def read_tsv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", na_values=["NA"], keep_default_na=False)
+
+
+def test_every_stage_writes_its_contract(run_dir):
+    res = run_dir / "results"
+    for center in CENTERS:
+        clinical = read_tsv(res / "ingest" / center / "clinical.tsv")
+        pids = sorted(clinical["patient_id"])
+        assert len(pids) >= 10 and (clinical["center"] == center).all()
+        images = sorted(p.name.removesuffix(".nii.gz") for p in (res / "ingest" / center / "images").glob("*.nii.gz"))
+        assert images == pids
+        liver_qc = read_tsv(res / "liver" / center / "qc.tsv")
+        assert sorted(liver_qc["patient_id"]) == pids
+        assert (liver_qc["volume_ml"] > 0).all()
+        lesions = read_tsv(res / "tumor" / center / "lesions.tsv")
+        assert sorted(lesions["patient_id"]) == pids
+        assert len(list((res / "tumor" / center / "roi").glob("*.npz"))) == len(pids)
+        pred = read_tsv(res / "predictions" / center / "Model-Clinical-LR.tsv")
+        assert list(pred.columns) == PREDICTION_COLUMNS
+        assert sorted(pred["patient_id"]) == pids
+        assert pred["risk"].between(0, 1).all()
+        assert set(pred["split"]) == {"apparent" if center in TRAIN else "external"}
+    for center in EXTERNAL + ["pooled_train"]:
+        for name in STATS_FILES:
+            assert (res / "stats" / center / name).is_file(), (center, name)
+        disc = read_tsv(res / "stats" / center / "discrimination.tsv")
+        assert "Model-Clinical-LR" in set(disc["model"])
+    assert (res / "stats" / "table1.tsv").is_file()
+
+
+def test_the_liver_is_found_on_synthetic_ct(run_dir):
+    for center in CENTERS:
+        qc = read_tsv(run_dir / "results" / "liver" / center / "qc.tsv")
+        assert qc["dice"].median() >= 0.85, (center, qc["dice"].describe())
+
+
+def test_a_second_run_has_nothing_to_do(run_dir):
+    result = tiny(["-n"], run_dir, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def digest(paths) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def test_the_run_is_deterministic(run_dir, tmp_path):
+    # regenerate one center from scratch elsewhere: same bytes for its tables
+    again = tmp_path / "again"
+    again.mkdir()
+    targets = ["results/ingest/TX/clinical.tsv", "results/synth/TX/truth/patients.tsv"]
+    result = tiny(targets, again, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for target in targets:
+        assert (again / target).read_bytes() == (run_dir / target).read_bytes(), target
+
+
+def test_truth_is_never_an_input_of_a_model(run_dir):
+    """Only the liver QC (a Dice against the generator's masks) may read results/synth/*/truth."""
+    result = tiny(["--summary", "--detailed-summary"], run_dir, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for line in result.stdout.splitlines()[1:]:
+        fields = line.split("\t")
+        if len(fields) > 3 and "/truth" in line and not fields[0].startswith("results/synth/"):
+            assert fields[0].startswith("results/liver/"), line
+
+
+def test_one_bad_hospital_leaves_the_others_intact(run_dir, tmp_path):
+    """A hospital with a broken clinical table fails alone; finished centers are kept."""
+    work = tmp_path / "bad"
+    shutil.copytree(run_dir / "results", work / "results")
+    before = digest(sorted((work / "results" / "predictions").rglob("*.tsv")))
+    # a copy of TX's delivery, as a hospital's own files, with an impossible age
+    data = work / "hospital"
+    shutil.copytree(run_dir / "results" / "synth" / "TX" / "data", data)
+    entry = yaml.safe_load((data / "center.yaml").read_text())
+    clinical = data / entry["clinical"]
+    if clinical.suffix == ".csv":
+        table = pd.read_csv(clinical)
+        table.loc[0, "age"] = 250
+        table.to_csv(clinical, index=False)
+    else:
+        table = pd.read_excel(clinical)
+        table.loc[0, "age"] = 250
+        table.to_excel(clinical, index=False)
+    bad_pid = table.loc[0, "patient_id"]
+    hospital = {"role": "external", "source": "files"}
+    for key, value in entry.items():
+        if key in {"images", "tumor_masks", "liver_masks", "clinical", "clinical_mapping"}:
+            value = str(data / value)
+        hospital[key] = value
+    extra = work / "bad.yaml"
+    extra.write_text(yaml.safe_dump({"centers": {"BAD": hospital}}))
+    # TINY already lists TA, TB, TX; the extra file adds BAD
+    result = tiny(["--keep-going"], work, extra=[extra], timeout=900)
+    assert result.returncode != 0
+    log = (work / "results" / "logs" / "ingest" / "BAD.log").read_text()
+    assert "age" in log and str(bad_pid) in log
+    assert not (work / "results" / "ingest" / "BAD" / "clinical.tsv").exists()
+    after = digest(sorted((work / "results" / "predictions").rglob("*.tsv")))
+    assert after == before
