@@ -121,7 +121,7 @@ def design_matrix(df: pd.DataFrame, terms: list[dict], center=None, path=None) -
             if n_na:
                 log.info("%s%s: %d missing value(s) imputed with the training value %r",
                          f"center {center}, " if center else "", col, n_na, t["impute"])
-            done[col] = values.fillna(t["impute"])
+            done[col] = values.astype(object).where(values.notna(), t["impute"])
         v = done[col]
         if t["kind"] == "continuous":
             cols.append(pd.to_numeric(v).to_numpy(float))
