@@ -49,6 +49,6 @@ rule table1:
     params:
         train_centers=TRAIN_CENTERS,
         external_centers=EXTERNAL_CENTERS,
-        engine=config["stats"]["engine"],
+        settings=config["stats"],
     script:
         "../scripts/table1.py"
