@@ -110,6 +110,9 @@ def test_bad_inputs(tmp_path, fitted):
     one = clinical_table("TA", 30, 5).assign(mvi=0)
     with pytest.raises(InputError, match="one class only"):
         clinical_lr.fit([write_table(one, tmp_path / "one.tsv")])
+    empty = clinical_table("TA", 30, 5)[["patient_id", "mvi", "center"]].assign(age=np.nan)
+    with pytest.raises(InputError, match="no clinical factor is usable"):
+        clinical_lr.fit([write_table(empty, tmp_path / "empty.tsv")])
     bad = clinical_table("TX", 12, 6)
     bad.loc[bad.index[4], "bclc"] = "C"
     with pytest.raises(InputError, match=r"center TX, patient TX-0005, column bclc.*unknown code 'C'"):

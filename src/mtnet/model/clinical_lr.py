@@ -198,6 +198,11 @@ def fit(tables: list) -> dict:
     terms, dropped = build_encoding(train)
     for d in dropped:
         log.warning("Model-Clinical-LR: dropped %s: %s", d["column"], d["reason"])
+    if not terms:
+        raise InputError("no clinical factor is usable in the training tables (every one is "
+                         "absent, entirely NA or constant): Model-Clinical-LR cannot be fitted",
+                         path=tables[0], fix="map the clinical columns at ingestion, or drop "
+                         "Model-Clinical-LR from models")
     x = design_matrix(train, terms)
     mean, sd = x.mean(axis=0), x.std(axis=0, ddof=0)
     xs = (x - mean) / sd
