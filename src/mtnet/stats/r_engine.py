@@ -21,6 +21,7 @@ R_SOURCE = Path(__file__).with_name("engine.R")
 @functools.lru_cache(maxsize=1)
 def session():
     """The embedded R with mtnet's functions defined (started once per process)."""
+    logging.getLogger("rpy2").setLevel(logging.WARNING)  # start-up chatter
     import rpy2.rinterface_lib.callbacks as callbacks
     import rpy2.robjects as ro
 
