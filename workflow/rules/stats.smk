@@ -49,5 +49,6 @@ rule table1:
     params:
         train_centers=TRAIN_CENTERS,
         external_centers=EXTERNAL_CENTERS,
+        settings=config["stats"],
     script:
         "../scripts/table1.py"

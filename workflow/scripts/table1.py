@@ -10,4 +10,5 @@ with script_logging(smk):
         external_tables=list(smk.input.external),
         external_centers=list(smk.params.external_centers),
         out_path=smk.output[0],
+        engine=smk.params.settings["engine"],
     )

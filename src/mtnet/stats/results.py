@@ -1,0 +1,123 @@
+"""Small typed records returned by the statistics API (one per method).
+
+Every record has ``engine`` (``"r"`` or ``"python"``) and a ``summary`` property: a one-row
+DataFrame of its scalar fields, so results of both engines line up in a table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+class _Record:
+    @property
+    def summary(self) -> pd.DataFrame:
+        row = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if not isinstance(getattr(self, f.name), (pd.DataFrame, list, tuple, dict))
+        }
+        return pd.DataFrame([row])
+
+
+@dataclass
+class AUCResult(_Record):
+    """AUC with its DeLong (1988) confidence interval."""
+
+    auc: float
+    ci_low: float
+    ci_high: float
+    n: int
+    n_events: int
+    engine: str
+
+
+@dataclass
+class DeLongResult(_Record):
+    """DeLong test of two AUCs: paired (z, normal p) or unpaired (t with Welch-type df)."""
+
+    auc1: float
+    auc2: float
+    z: float
+    p: float
+    paired: bool
+    engine: str
+    df: float = float("nan")
+
+
+@dataclass
+class NRIResult(_Record):
+    """Net reclassification improvement (Pencina 2008): events, non-events and total."""
+
+    nri: float
+    nri_events: float
+    nri_nonevents: float
+    z: float
+    p: float
+    kind: str  # "continuous" or "categorical"
+    cutoffs: tuple
+    engine: str
+
+
+@dataclass
+class IDIResult(_Record):
+    """Integrated discrimination improvement (Pencina 2008)."""
+
+    idi: float
+    idi_events: float
+    idi_nonevents: float
+    z: float
+    p: float
+    engine: str
+
+
+@dataclass
+class CalibrationResult(_Record):
+    """Logistic recalibration intercept and slope, Brier score, Hosmer-Lemeshow test, curve."""
+
+    intercept: float
+    slope: float
+    brier: float
+    hl_chi2: float
+    hl_df: int
+    hl_p: float
+    engine: str
+    curve: pd.DataFrame = field(default_factory=pd.DataFrame)  # bin, n, mean_predicted, observed
+
+
+@dataclass
+class YoudenResult(_Record):
+    """Threshold maximising sensitivity + specificity - 1 (positive when risk > threshold)."""
+
+    threshold: float
+    sensitivity: float
+    specificity: float
+    youden: float
+    engine: str
+
+
+@dataclass
+class KMResult(_Record):
+    """Kaplan-Meier medians per group and the log-rank test."""
+
+    chi2: float
+    df: int
+    p: float
+    engine: str
+    groups: pd.DataFrame = field(default_factory=pd.DataFrame)  # group, n, events, median
+
+
+@dataclass
+class CoxResult(_Record):
+    """Cox proportional hazards (Efron ties) of a binary group: HR of group 1 vs group 0."""
+
+    coef: float
+    se: float
+    hr: float
+    ci_low: float
+    ci_high: float
+    p: float
+    engine: str
