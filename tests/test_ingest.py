@@ -431,6 +431,37 @@ def test_no_header_identifier_reaches_any_output(tmp_path, caplog):
     assert Path(out["qc"]).exists()
 
 
+def test_threads_give_the_same_outputs(tmp_path):
+    data = make_center(tmp_path, "TH", n=3)
+    one = outputs_for(tmp_path / "one", "TH")
+    two = outputs_for(tmp_path / "two", "TH")
+    ingest_center("TH", {"data": str(data)}, one, settings(), threads=1)
+    ingest_center("TH", {"data": str(data)}, two, settings(), threads=2)
+    for pid in ("TH-0001", "TH-0002", "TH-0003"):
+        for key in ("images", "tumor"):
+            a, b = (sitk.ReadImage(str(Path(o[key]) / f"{pid}.nii.gz")) for o in (one, two))
+            assert np.array_equal(sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b))
+    for key in ("clinical", "qc"):
+        assert Path(one[key]).read_text() == Path(two[key]).read_text()
+
+
+def test_xlsx_table_with_a_named_sheet(tmp_path):
+    path = tmp_path / "t.xlsx"
+    with pd.ExcelWriter(path) as xw:
+        pd.DataFrame({"README": ["not data"]}).to_excel(xw, sheet_name="README", index=False)
+        pd.DataFrame([dict(CLINICAL_ROW, patient_id="X-1")]).to_excel(xw, sheet_name="clinical", index=False)
+    t = clinical.load_clinical(path, "X", sheet="clinical").table
+    assert t.patient_id.tolist() == ["X-1"] and t.bclc.tolist() == ["B"] and t.os_days.tolist() == [900]
+
+
+def test_value_map_and_range_problems_are_reported_together(tmp_path):
+    mapping = {"id_column": "patient_id",
+               "columns": {"sex": {"from": "sex", "values": {"M": "M"}}, "age": {"from": "age"}}}
+    text = clinical_problem(tmp_path, rows(sex="F", age=-4), mapping)
+    assert "column sex: unknown code 'F' in source column 'sex'" in text
+    assert "(and 1 more problem(s)" in text
+
+
 def test_clinical_module_maps_codes_given_as_floats():
     table, missing, extras, problems = clinical.map_table(
         pd.DataFrame({"pid": ["a", "b"], "s": [1.0, 2.0]}),

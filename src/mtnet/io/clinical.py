@@ -277,7 +277,7 @@ def load_clinical(path, center: str, mapping_path=None, sheet: str | None = None
     mapping = read_yaml(mapping_path) if mapping_path else None
     table, missing, extras, problems = map_table(src, mapping, center, table_path=path,
                                                  mapping_path=mapping_path)
-    if not problems:
+    if not table.empty:  # value-map problems do not hide the validation's
         validate(table, center, problems)
     raise_problems(problems, f"the clinical table {Path(path).name}")
     table = derive(table)
