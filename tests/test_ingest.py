@@ -133,6 +133,24 @@ def test_rescale_slope_intercept_and_padding_without_tag(tmp_path):
     assert ds[0].RescaleSlope == 2.0
 
 
+def test_padding_value_inside_the_hu_range_and_padding_range():
+    hu, _, fov = phantom((1, 16, 16))
+    ds = slice_dataset(hu[0], fov, position=(0, 0, 0), series_uid=generate_uid(),
+                       study_uid=generate_uid(), intercept=0.0)
+    stored = ds.pixel_array.copy()
+    stored[~fov] = -1000  # padding that would pass for air-ish tissue
+    ds.PixelData = stored.tobytes()
+    ds.PixelPaddingValue = -1000
+    out = dicom._hu(ds)
+    expected = np.where(stored == -1000, -1024, np.maximum(hu[0], -1024))  # tag value = padding
+    assert (out[~fov] == -1024).all() and np.array_equal(out, expected)
+    stored[~fov] = np.where(np.arange((~fov).sum()) % 2, -1000, -990)
+    ds.PixelData = stored.tobytes()
+    ds.PixelPaddingRangeLimit = -990
+    assert (dicom._hu(ds)[~fov] == -1024).all()
+    assert dicom._as_stored(63536, stored) == -2000
+
+
 def test_dicom_seg_masks_and_configured_segment(tmp_path):
     data = make_center(tmp_path, "SG", n=1, mask_format="dicom-seg")
     out = run(tmp_path, "SG", data, spacing=(1.0, 1.0, 2.5))

@@ -190,6 +190,13 @@ def _vec(values) -> np.ndarray:
     return np.asarray([float(v) for v in values], dtype=float)
 
 
+def _as_stored(value: int, raw: np.ndarray) -> int:
+    """A US/SS-ambiguous tag value read as unsigned (e.g. 63536) in the pixels' signed type."""
+    if np.issubdtype(raw.dtype, np.signedinteger) and value > np.iinfo(raw.dtype).max:
+        return value - (1 << (8 * raw.dtype.itemsize))
+    return value
+
+
 def _hu(ds: pydicom.Dataset) -> np.ndarray:
     """Stored values → HU, padding → -1024 (PS3.3 C.7.5.1.1.2 Pixel Padding Value)."""
     raw = ds.pixel_array
@@ -199,10 +206,11 @@ def _hu(ds: pydicom.Dataset) -> np.ndarray:
     pad_value = ds.get("PixelPaddingValue")
     if pad_value is not None:
         limit = ds.get("PixelPaddingRangeLimit")
+        pad_value = _as_stored(int(pad_value), raw)
         if limit is None:
-            pad = raw == int(pad_value)
+            pad = raw == pad_value
         else:
-            lo, hi = sorted((int(pad_value), int(limit)))
+            lo, hi = sorted((pad_value, _as_stored(int(limit), raw)))
             pad = (raw >= lo) & (raw <= hi)
     slope = float(ds.get("RescaleSlope", 1) or 1)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)
@@ -225,6 +233,117 @@ def acquisition_parameters(ds: pydicom.Dataset) -> dict:
     }
 
 
+class _Drops:
+    """Slices set aside while stacking, each with a warning naming the file."""
+
+    def __init__(self, series: Series, center, patient):
+        self.series, self.center, self.patient = series, center, patient
+        self.names: list[str] = []
+        self.warnings: list[str] = []
+
+    def drop(self, index: int, why: str) -> None:
+        name = self.series.files[index].name
+        msg = f"dropped slice {name}: {why}"
+        self.names.append(name)
+        self.warnings.append(msg)
+        log.warning("center %s, patient %s: %s", self.center, self.patient, msg)
+
+
+def _check_tilt(series: Series, where: dict) -> None:
+    tilts = [abs(float(h.get("GantryDetectorTilt", 0) or 0)) for h in series.headers]
+    if max(tilts) > TILT_TOL_DEG:
+        raise InputError(
+            f"gantry tilt of {max(tilts):g} degrees in {series.label}", **where,
+            fix="export a tilt-corrected (resliced) series",
+        )
+
+
+def _keep_common_geometry(series: Series, drops: _Drops) -> tuple[list[int], np.ndarray]:
+    """Indices of the slices sharing the commonest orientation, size and pixel spacing."""
+    keys = [
+        (tuple(np.round(_vec(h.ImageOrientationPatient), 3)), int(h.Rows), int(h.Columns),
+         tuple(np.round(_vec(h.PixelSpacing), 4)))
+        for h in series.headers
+    ]
+    ref_key = Counter(keys).most_common(1)[0][0]
+    iop = _vec(series.headers[keys.index(ref_key)].ImageOrientationPatient)
+    keep = []
+    for i, (h, key) in enumerate(zip(series.headers, keys)):
+        if np.abs(_vec(h.ImageOrientationPatient) - iop).max() > ORIENTATION_TOL:
+            drops.drop(i, f"another orientation than the rest of {series.label}")
+        elif key[1:] != ref_key[1:]:
+            drops.drop(i, f"another size or pixel spacing than the rest of {series.label}")
+        else:
+            keep.append(i)
+    return keep, iop
+
+
+def _keep_common_origin(series: Series, keep: list[int], row, col, drops: _Drops, where: dict) -> list[int]:
+    """Drop a few slices whose in-plane origin (IPP · r, IPP · c) differs from the median;
+    many such slices are a tilted (sheared) or mixed stack: an error."""
+    ipp = np.array([_vec(series.headers[i].ImagePositionPatient) for i in keep])
+    inplane = np.stack([ipp @ row, ipp @ col], axis=1)
+    tol = 0.05 * float(_vec(series.headers[keep[0]].PixelSpacing).min())
+    shift = np.linalg.norm(inplane - np.median(inplane, axis=0), axis=1)
+    off = shift > tol
+    if off.sum() > max(1, int(0.1 * len(keep))):
+        raise InputError(
+            f"{int(off.sum())} of {len(keep)} slices of {series.label} are shifted in-plane "
+            f"(up to {shift.max():.2f} mm): gantry tilt or mixed stacks",
+            **where, fix="export a tilt-corrected series or separate the stacks",
+        )
+    for j in np.flatnonzero(off):
+        drops.drop(keep[j], f"another in-plane origin than the rest of {series.label}")
+    return [k for j, k in enumerate(keep) if not off[j]]
+
+
+def _sorted_positions(series: Series, keep: list[int], normal, drops: _Drops) -> tuple[list[int], np.ndarray]:
+    """Slices sorted by position along the normal, duplicated positions dropped."""
+    along = np.array([_vec(series.headers[i].ImagePositionPatient) @ normal for i in keep])
+    order = np.argsort(along, kind="stable")
+    keep, along = [keep[j] for j in order], along[order]
+    dup = np.concatenate([[False], np.diff(along) < 1e-3])
+    for j in np.flatnonzero(dup):
+        drops.drop(keep[j], "duplicates the position of another slice")
+    return [k for j, k in enumerate(keep) if not dup[j]], along[~dup]
+
+
+def _slice_step(series: Series, keep: list[int], along: np.ndarray, nonuniform_spacing: str,
+                drops: _Drops, where: dict) -> tuple[float, bool]:
+    """The median slice step; uneven gaps (missing slices) are an error or flagged for resampling."""
+    gaps = np.diff(along)
+    step = float(np.median(gaps))
+    uneven = np.abs(gaps - step) > max(0.01 * step, 0.01)
+    if not uneven.any():
+        return step, False
+    j = int(np.flatnonzero(uneven)[0])
+    what = (
+        f"non-uniform slice spacing in {series.label}: {int(uneven.sum())} gap(s) differ from "
+        f"{step:g} mm, first {gaps[j]:g} mm after slice {series.files[keep[j]].name} "
+        f"(missing slices?)"
+    )
+    if nonuniform_spacing != "resample":
+        raise InputError(what, **where,
+                         fix="supply the missing slices, or set ingest.nonuniform_spacing: resample")
+    drops.warnings.append(what + "; resampled to uniform spacing")
+    log.warning("center %s, patient %s: %s; resampling", drops.center, drops.patient, what)
+    return step, True
+
+
+def _read_hu(path: Path, where: dict) -> np.ndarray:
+    ds = None
+    try:
+        ds = pydicom.dcmread(path)
+        return _hu(ds)
+    except Exception as err:  # decoder missing or corrupt file: name it
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "?")
+        raise InputError(
+            f"cannot decode pixel data of {path.name} (transfer syntax {syntax}): "
+            f"{' '.join(str(err).split())[:200]}",
+            **where, fix="check the file or install its decoder",
+        ) from None
+
+
 def load_series(
     series: Series,
     nonuniform_spacing: str = "error",
@@ -233,119 +352,29 @@ def load_series(
     patient=None,
     path=None,
 ) -> LoadedSeries:
-    """Stack a series into a float32 HU volume on its own grid (see module docstring)."""
+    """Stack a series into a float32 HU volume on its own grid (see module docstring).
+
+    The grid: spacing (column spacing, row spacing, median slice step), origin the first
+    slice's position, direction [r c n] with n = r × c and slices sorted along n.
+    """
     where = dict(center=center, patient=patient, path=path)
-    headers, files = series.headers, series.files
-    dropped: list[str] = []
-    warnings: list[str] = []
-
-    tilts = [abs(float(h.get("GantryDetectorTilt", 0) or 0)) for h in headers]
-    if max(tilts) > TILT_TOL_DEG:
-        raise InputError(
-            f"gantry tilt of {max(tilts):g} degrees in {series.label}", **where,
-            fix="export a tilt-corrected (resliced) series",
-        )
-
-    # reference geometry: the most common orientation / size / pixel spacing
-    keys = [
-        (tuple(np.round(_vec(h.ImageOrientationPatient), 3)), int(h.Rows), int(h.Columns),
-         tuple(np.round(_vec(h.PixelSpacing), 4)))
-        for h in headers
-    ]
-    ref_key = Counter(keys).most_common(1)[0][0]
-    iop = _vec(headers[keys.index(ref_key)].ImageOrientationPatient)
+    drops = _Drops(series, center, patient)
+    _check_tilt(series, where)
+    keep, iop = _keep_common_geometry(series, drops)
     row, col = iop[:3], iop[3:]
     normal = np.cross(row, col)
-    keep = []
-    for i, (h, key) in enumerate(zip(headers, keys)):
-        o = _vec(h.ImageOrientationPatient)
-        if np.abs(o - iop).max() > ORIENTATION_TOL:
-            why = "another orientation"
-        elif key[1:] != ref_key[1:]:
-            why = "another size or pixel spacing"
-        else:
-            keep.append(i)
-            continue
-        msg = f"dropped slice {files[i].name}: {why} than the rest of {series.label}"
-        dropped.append(files[i].name)
-        warnings.append(msg)
-        log.warning("center %s, patient %s: %s", center, patient, msg)
-
-    ipp = np.array([_vec(headers[i].ImagePositionPatient) for i in keep])
-    along = ipp @ normal
-    inplane = np.stack([ipp @ row, ipp @ col], axis=1)
-    spacing_rc = _vec(headers[keep[0]].PixelSpacing)  # (row spacing = y, column spacing = x)
-    tol = 0.05 * float(spacing_rc.min())
-    ref = np.median(inplane, axis=0)
-    off = np.linalg.norm(inplane - ref, axis=1) > tol
-    if off.sum() > max(1, int(0.1 * len(keep))):
-        # a progressive in-plane shift along the stack is a tilted acquisition
-        raise InputError(
-            f"{int(off.sum())} of {len(keep)} slices of {series.label} are shifted in-plane "
-            f"(up to {np.abs(inplane - ref).max():.2f} mm): gantry tilt or mixed stacks",
-            **where, fix="export a tilt-corrected series or separate the stacks",
-        )
-    for j in np.flatnonzero(off):
-        name = files[keep[j]].name
-        msg = f"dropped slice {name}: another in-plane origin than the rest of {series.label}"
-        dropped.append(name)
-        warnings.append(msg)
-        log.warning("center %s, patient %s: %s", center, patient, msg)
-    keep = [k for j, k in enumerate(keep) if not off[j]]
-    along = along[~off]
-
-    order = np.argsort(along, kind="stable")
-    keep = [keep[j] for j in order]
-    along = along[order]
-    dup = np.concatenate([[False], np.diff(along) < 1e-3])
-    for j in np.flatnonzero(dup):
-        name = files[keep[j]].name
-        msg = f"dropped slice {name}: duplicates the position of another slice"
-        dropped.append(name)
-        warnings.append(msg)
-        log.warning("center %s, patient %s: %s", center, patient, msg)
-    keep = [k for j, k in enumerate(keep) if not dup[j]]
-    along = along[~dup]
+    keep = _keep_common_origin(series, keep, row, col, drops, where)
+    keep, along = _sorted_positions(series, keep, normal, drops)
     if len(keep) < 2:
         raise InputError(f"{series.label} has fewer than 2 usable slices", **where)
+    step, resampled = _slice_step(series, keep, along, nonuniform_spacing, drops, where)
 
-    gaps = np.diff(along)
-    step = float(np.median(gaps))
-    uneven = np.abs(gaps - step) > max(0.01 * step, 0.01)
-    resampled = False
-    if uneven.any():
-        j = int(np.flatnonzero(uneven)[0])
-        what = (
-            f"non-uniform slice spacing in {series.label}: {int(uneven.sum())} gap(s) differ from "
-            f"{step:g} mm, first {gaps[j]:g} mm after slice {files[keep[j]].name} "
-            f"(missing slices?)"
-        )
-        if nonuniform_spacing != "resample":
-            raise InputError(
-                what, **where,
-                fix="supply the missing slices, or set ingest.nonuniform_spacing: resample",
-            )
-        warnings.append(what + "; resampled to uniform spacing")
-        log.warning("center %s, patient %s: %s; resampling", center, patient, what)
-        resampled = True
-
-    slices = []
-    for k in keep:
-        try:
-            ds = pydicom.dcmread(files[k])
-            slices.append(_hu(ds))
-        except Exception as err:  # decoder or corrupt file: name it
-            raise InputError(
-                f"cannot decode pixel data of {files[k].name} "
-                f"(transfer syntax {getattr(getattr(ds, 'file_meta', None), 'TransferSyntaxUID', '?')}): "
-                f"{' '.join(str(err).split())}",
-                **where, fix="check the file or install its decoder",
-            ) from None
-    volume = np.stack(slices)  # (z, y, x)
+    volume = np.stack([_read_hu(series.files[k], where) for k in keep])  # (z, y, x)
     if resampled:
         volume, along = _uniform_stack(volume, along, step)
-    first = _vec(headers[keep[0]].ImagePositionPatient)
+    first = _vec(series.headers[keep[0]].ImagePositionPatient)
     origin = first + (along[0] - float(first @ normal)) * normal
+    spacing_rc = _vec(series.headers[keep[0]].PixelSpacing)  # (row spacing = y, column spacing = x)
     image = sitk.GetImageFromArray(volume.astype(np.float32))
     image.SetSpacing((float(spacing_rc[1]), float(spacing_rc[0]), step))
     image.SetOrigin(tuple(float(v) for v in origin))
@@ -356,10 +385,10 @@ def load_series(
         shape_xyz=tuple(int(v) for v in image.GetSize()),
         spacing_xyz=tuple(round(float(v), 4) for v in image.GetSpacing()),
         slices=len(keep),
-        dropped=dropped,
-        warnings=warnings,
+        dropped=drops.names,
+        warnings=drops.warnings,
         resampled_slices=resampled,
-        acquisition=acquisition_parameters(headers[keep[0]]),
+        acquisition=acquisition_parameters(series.headers[keep[0]]),
     )
 
 
