@@ -184,6 +184,19 @@ def test_seg_of_another_series_is_refused(tmp_path):
         run(tmp_path, "SX", data)
 
 
+def test_center_yaml_problems_name_the_key(tmp_path):
+    data = make_center(tmp_path, "CY", n=1, image_format="nifti")
+    set_entry(data, image_format="png")
+    with pytest.raises(InputError, match=r"center CY, .*center.yaml: image_format: 'png' is not one of"):
+        run(tmp_path, "CY", data)
+    set_entry(data, image_format="nifti", tumor_masks="nowhere")
+    with pytest.raises(InputError, match=r"center CY, .*center.yaml: tumor_masks: path does not exist"):
+        run(tmp_path, "CY", data)
+    (data / "center.yaml").unlink()
+    with pytest.raises(InputError, match="no center.yaml in the data folder"):
+        run(tmp_path, "CY", data)
+
+
 # ------------------------------------------------------------------ phase pick
 
 

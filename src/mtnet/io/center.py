@@ -50,7 +50,8 @@ def read_center_yaml(folder: Path, center: str) -> dict:
     sub = copy.deepcopy(schema["$defs"]["center"])
     sub["required"] = [k for k in sub["required"] if k != "role"]
     sub["$defs"] = schema["$defs"]
-    errors = sorted(jsonschema.Draft202012Validator(sub).iter_errors(entry), key=lambda e: e.path)
+    errors = sorted(jsonschema.Draft202012Validator(sub).iter_errors(entry),
+                    key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         err = errors[0]
         if err.context:
