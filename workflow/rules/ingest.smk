@@ -7,6 +7,8 @@ rule ingest:
         tumor=directory("results/ingest/{center}/tumor"),
         liver=directory("results/ingest/{center}/liver"),
         clinical="results/ingest/{center}/clinical.tsv",
+        missing="results/ingest/{center}/missing_columns.tsv",
+        exclusions="results/ingest/{center}/exclusions.tsv",
         qc=report(
             "results/ingest/{center}/qc.tsv",
             caption="../report/ingest_qc.rst",

@@ -1,0 +1,289 @@
+"""Clinical tables → the canonical columns of DESIGN.md §2, through a per-center mapping.
+
+A mapping file (YAML) translates a hospital's own table::
+
+    id_column: TCIA_ID                    # source column holding the patient ID
+    columns:                              # canonical column: how to get it
+      age: {from: age}
+      sex: {from: Sex, values: {1: M, 2: F}}            # value map (unknown codes are errors)
+      os_days: {from: OS, unit: weeks}                  # unit conversion to days / mm
+      treatment: {constant: TACE, reason: "..."}        # a fact of the whole collection
+    missing:                              # canonical columns the source lacks: the reason
+      mvi: "the table records vascular invasion at baseline only"
+    extra:                                # kept after `center`, same syntax as `columns`
+      baseline_vascular_invasion: {from: Vascular invasion}
+
+Without a mapping the table must already use the canonical names. Canonical columns that
+are neither mapped nor present are NA and listed in missing_columns.tsv with a reason; they
+are never invented. Derived columns (always appended after ``center``): ``afp_group``
+(<25, 25-400, >400 ng/mL, paper Table 1) and ``lesion_number_group`` (1, 2, 3, >3).
+
+Validation collects one message per problem naming center, patient and column; all are
+logged and a single :class:`InputError` summarises the first with the count.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mtnet.config import read_yaml
+from mtnet.errors import InputError
+
+log = logging.getLogger(__name__)
+
+# canonical column -> kind; codes for categorical columns
+BINARY = ("0", "1")
+CANONICAL: dict[str, tuple[str, tuple | None]] = {
+    "patient_id": ("id", None),
+    "age": ("float", (0, 120)),
+    "sex": ("code", ("M", "F")),
+    "treatment": ("code", ("resection", "TACE", "ablation")),
+    "hbv": ("code", BINARY),
+    "cirrhosis": ("code", BINARY),
+    # the paper's cohort is Child-Pugh A/B and modified BCLC 0/A/B; real registries also
+    # hold C (Child-Pugh) and C/D (BCLC), which are valid codes to carry forward
+    "child_pugh": ("code", ("A", "B", "C")),
+    "bclc": ("code", ("0", "A", "B", "C", "D")),
+    "max_diameter_mm": ("float", (1, 300)),
+    "lesion_number": ("int", (1, None)),
+    "afp_ng_ml": ("float", (0, None)),
+    "location": ("text", None),
+    "fusion_lesions": ("code", BINARY),
+    "invasive_shape": ("code", BINARY),
+    "capsule": ("code", BINARY),
+    "capsule_breakthrough": ("code", BINARY),
+    "corona_enhancement": ("code", BINARY),
+    "corona_low_attenuation": ("code", BINARY),
+    "mosaic_architecture": ("code", BINARY),
+    "nodule_in_nodule": ("code", BINARY),
+    "enhancement_ratio": ("float", None),
+    "mvi": ("code", BINARY),
+    "time_to_mvi_days": ("time", None),
+    "death": ("code", BINARY),
+    "os_days": ("time", None),
+}
+CANONICAL_COLUMNS = list(CANONICAL)
+EVENTS = (("mvi", "time_to_mvi_days"), ("death", "os_days"))
+DERIVED = ("afp_group", "lesion_number_group")
+# unit -> factor to the canonical unit (days for times, mm for lengths)
+UNITS = {
+    "days": 1.0, "weeks": 7.0, "months": 365.25 / 12, "years": 365.25,
+    "mm": 1.0, "cm": 10.0,
+}
+
+
+@dataclass
+class ClinicalTable:
+    table: pd.DataFrame  # canonical columns, `center`, extras, derived (patient_id as str)
+    missing: pd.DataFrame  # column, reason
+    extras: list[str]
+
+
+def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
+    """CSV or XLSX (first sheet unless named) with every cell as read, IDs as strings."""
+    path = Path(path)
+    if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
+        return pd.read_excel(path, sheet_name=sheet if sheet is not None else 0)
+    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    return pd.read_csv(path, sep=sep, keep_default_na=True, na_values=["NA", ""])
+
+
+def _norm(value) -> str | None:
+    """A cell as a code string: 1.0 -> '1', ' A ' -> 'A', NaN -> None."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return text if text and text.upper() not in ("NA", "NAN") else None
+
+
+class _Problems(list):
+    def add(self, problem, *, center, patient=None, column=None, fix=None):
+        self.append(InputError(problem, center=center, patient=patient, column=column, fix=fix))
+
+
+def _map_column(src: pd.DataFrame, spec: dict, name: str, ids: pd.Series, center, path, problems):
+    """One output column from its mapping spec (from / values / unit / constant)."""
+    if "constant" in spec:
+        return pd.Series([spec["constant"]] * len(src), index=src.index, dtype=object)
+    col = spec["from"]
+    values = src[col]
+    if "values" in spec:
+        vmap = {_norm(k): v for k, v in spec["values"].items()}
+        out = []
+        for pid, v in zip(ids, values):
+            key = _norm(v)
+            if key is None:
+                out.append(None)
+            elif key in vmap:
+                out.append(vmap[key])
+            else:
+                problems.add(f"unknown code {key!r} in source column '{col}' (mapped: "
+                             f"{', '.join(map(str, vmap))})", center=center, patient=pid, column=name,
+                             fix=f"add it to the value map in {path}")
+                out.append(None)
+        values = pd.Series(out, index=src.index, dtype=object)
+    if "unit" in spec:
+        factor = UNITS[spec["unit"]]
+        num = pd.to_numeric(values, errors="coerce")
+        for pid, v, n in zip(ids, values, num):
+            if _norm(v) is not None and pd.isna(n):
+                problems.add(f"not a number: {v!r}", center=center, patient=pid, column=name)
+        values = num * factor
+    return values
+
+
+def _check_mapping(mapping: dict, path) -> None:
+    for section in ("columns", "extra"):
+        for name, spec in (mapping.get(section) or {}).items():
+            if section == "columns" and name not in CANONICAL:
+                raise InputError(f"'{name}' is not a canonical column", path=path,
+                                 fix=f"use one of {', '.join(CANONICAL_COLUMNS)} or list it under extra:")
+            if not isinstance(spec, dict) or not ({"from", "constant"} & set(spec)):
+                raise InputError(f"column '{name}' needs `from:` or `constant:`", path=path)
+            if "unit" in spec and spec["unit"] not in UNITS:
+                raise InputError(f"column '{name}': unknown unit {spec['unit']!r} "
+                                 f"(known: {', '.join(UNITS)})", path=path)
+    for name in mapping.get("missing") or {}:
+        if name not in CANONICAL:
+            raise InputError(f"missing: '{name}' is not a canonical column", path=path)
+
+
+def map_table(src: pd.DataFrame, mapping: dict | None, center: str, *, table_path=None,
+              mapping_path=None) -> tuple[pd.DataFrame, pd.DataFrame, list[str], _Problems]:
+    """Translate ``src`` to canonical columns; returns (table, missing, extras, problems)."""
+    problems = _Problems()
+    src = src.copy()
+    src.columns = [str(c).strip() for c in src.columns]
+    if mapping is None:
+        mapping = {"id_column": "patient_id",
+                   "columns": {c: {"from": c} for c in CANONICAL_COLUMNS if c in src.columns and c != "patient_id"}}
+    _check_mapping(mapping, mapping_path)
+    id_col = mapping.get("id_column", "patient_id")
+    needed = [id_col] + [spec["from"] for sec in ("columns", "extra")
+                         for spec in (mapping.get(sec) or {}).values() if "from" in spec]
+    absent = [c for c in dict.fromkeys(needed) if c not in src.columns]
+    if absent:
+        for c in absent:
+            problems.add(f"missing required column '{c}' in {Path(table_path).name if table_path else 'the table'}",
+                         center=center, column=c, fix=f"check the table or the mapping {mapping_path or ''}".strip())
+        return pd.DataFrame(), pd.DataFrame(), [], problems
+
+    ids = src[id_col].map(_norm)
+    out = pd.DataFrame(index=src.index)
+    out["patient_id"] = ids
+    missing_rows = []
+    reasons = mapping.get("missing") or {}
+    columns = mapping.get("columns") or {}
+    for name in CANONICAL_COLUMNS[1:]:
+        if name in columns:
+            out[name] = _map_column(src, columns[name], name, ids, center, mapping_path, problems)
+        else:
+            out[name] = None
+            missing_rows.append((name, reasons.get(name, "not in the source table")))
+    out["center"] = center
+    extras = list((mapping.get("extra") or {}))
+    for name in extras:
+        out[name] = _map_column(src, mapping["extra"][name], name, ids, center, mapping_path, problems)
+    missing = pd.DataFrame(missing_rows, columns=["column", "reason"])
+    return out, missing, extras, problems
+
+
+def validate(table: pd.DataFrame, center: str, problems: _Problems | None = None) -> _Problems:
+    """Type, code and range checks; duplicated IDs; event times (see module docstring)."""
+    problems = problems if problems is not None else _Problems()
+    ids = table["patient_id"]
+    for i, pid in enumerate(ids):
+        if pid is None:
+            problems.add(f"row {i + 1} has no patient ID", center=center, column="patient_id")
+    dup = ids[ids.notna() & ids.duplicated(keep="first")]
+    for pid in dict.fromkeys(dup):
+        problems.add("duplicated patient ID", center=center, patient=pid, column="patient_id",
+                     fix="keep one row per patient")
+    for name, (kind, rule) in CANONICAL.items():
+        if kind == "id":
+            continue
+        col = table[name]
+        if kind == "code":
+            norm = col.map(_norm)
+            for pid, v in zip(ids, norm):
+                if v is not None and v not in rule:
+                    problems.add(f"unknown code {v!r} (allowed: {', '.join(rule)})", center=center,
+                                 patient=pid, column=name, fix="map it in the center's clinical_mapping")
+            table[name] = norm
+        elif kind in ("float", "int", "time"):
+            num = pd.to_numeric(col, errors="coerce")
+            for pid, v, n in zip(ids, col, num):
+                if _norm(v) is not None and pd.isna(n):
+                    problems.add(f"not a number: {v!r}", center=center, patient=pid, column=name)
+                    continue
+                if pd.isna(n):
+                    continue
+                if kind == "time" and n <= 0:
+                    problems.add(f"non-positive event time {n:g} days", center=center, patient=pid,
+                                 column=name)
+                if kind == "int" and not float(n).is_integer():
+                    problems.add(f"not a whole number: {n:g}", center=center, patient=pid, column=name)
+                if rule is not None:
+                    lo, hi = rule
+                    if (lo is not None and n < lo) or (hi is not None and n > hi):
+                        rng = f"{lo}-{hi}" if hi is not None else f">= {lo}"
+                        problems.add(f"value {n:g} out of range ({rng})", center=center, patient=pid,
+                                     column=name)
+            table[name] = num.astype("Int64") if kind == "int" and (num.dropna() % 1 == 0).all() else num
+    for flag, time in EVENTS:
+        for pid, f, t in zip(ids, table[flag], table[time]):
+            if f == "1" and pd.isna(t):
+                problems.add(f"event flag {flag} = 1 without a time", center=center, patient=pid,
+                             column=time, fix=f"give {time} for every {flag} = 1")
+    return problems
+
+
+def derive(table: pd.DataFrame) -> pd.DataFrame:
+    """AFP group (<25, 25-400, >400 ng/mL) and lesion-number group (1, 2, 3, >3)."""
+    afp = pd.to_numeric(table["afp_ng_ml"], errors="coerce")
+    table["afp_group"] = np.select([afp < 25, afp <= 400, afp > 400], ["<25", "25-400", ">400"], default="")
+    table.loc[afp.isna(), "afp_group"] = None
+    n = pd.to_numeric(table["lesion_number"], errors="coerce")
+    table["lesion_number_group"] = [None if pd.isna(v) else (str(int(v)) if v <= 3 else ">3") for v in n]
+    return table
+
+
+def raise_problems(problems: list[InputError], what: str) -> None:
+    """Log every problem; raise one InputError with the first and the count."""
+    if not problems:
+        return
+    for p in problems:
+        log.error("%s", p)
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more problem(s) in {what}; all are in the log)" if len(problems) > 1 else ""
+    raise InputError(first.problem + more, center=first.center, patient=first.patient,
+                     column=first.column, fix=first.fix)
+
+
+def load_clinical(path, center: str, mapping_path=None, sheet: str | None = None) -> ClinicalTable:
+    """Read, map, validate and derive; raises one InputError summarising every problem."""
+    try:
+        src = read_table(path, sheet)
+    except Exception as err:
+        raise InputError(f"cannot read the clinical table: {' '.join(str(err).split())[:200]}",
+                         center=center, path=path) from None
+    mapping = read_yaml(mapping_path) if mapping_path else None
+    table, missing, extras, problems = map_table(src, mapping, center, table_path=path,
+                                                 mapping_path=mapping_path)
+    if not table.empty:  # value-map problems do not hide the validation's
+        validate(table, center, problems)
+    raise_problems(problems, f"the clinical table {Path(path).name}")
+    table = derive(table)
+    order = CANONICAL_COLUMNS + ["center"] + extras + [d for d in DERIVED if d not in extras]
+    return ClinicalTable(table[order].reset_index(drop=True), missing, extras)
+
+
+def write_tsv(df: pd.DataFrame, path) -> None:
+    df.to_csv(path, sep="\t", index=False, na_rep="NA")
