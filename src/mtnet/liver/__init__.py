@@ -1,0 +1,128 @@
+"""Liver masks per center: ``provided`` | ``classical`` | ``unet`` | ``totalsegmentator``.
+
+:func:`segment_center` is what the workflow's ``liver`` rule calls. It writes
+``masks/{pid}.nii.gz`` (uint8, on the ingest grid), ``qc.tsv`` (docs/data_contracts.md) and a
+montage PNG. A reference for the QC's Dice and surface distance is, in order: the synthetic
+generator's true liver mask (``truth/liver_masks``; read for QC only, never for fitting),
+else the center's own mask when another backend produced the liver.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from mtnet.errors import InputError
+from mtnet.liver import classical, qc
+from mtnet.liver.grid import NIFTI, patient_ids, read_mask
+
+BACKENDS = ("provided", "classical", "unet", "totalsegmentator")
+log = logging.getLogger(__name__)
+
+
+def _segmenter(backend: str, inputs: dict, settings: dict, threads: int, center: str):
+    """A function image -> mask for the backend (checks done once, before any patient)."""
+    if backend == "classical":
+        spacing = float((settings.get("classical") or {}).get("work_spacing_mm", 3.0))
+        return lambda image, pid: classical.segment(image, work_spacing_mm=spacing)
+    if backend == "unet":
+        model_path = inputs.get("model")
+        if not model_path or not Path(model_path).exists():
+            raise InputError("liver backend 'unet' needs a trained model", center=center,
+                             path=model_path, fix="run rule train_liver_unet first")
+        from mtnet.liver import unet
+
+        model = unet.load(model_path, threads=threads)
+        return lambda image, pid: unet.predict(model, image)
+    if backend == "totalsegmentator":
+        from mtnet.liver import totalseg
+
+        exe, weights = totalseg.check_available(settings, center=center)
+        return lambda image, pid: totalseg.segment(image, exe, weights, threads, center, pid)
+    if backend == "provided":
+        provided = Path(inputs["provided"])
+
+        def copy(image, pid):
+            return read_mask(provided / f"{pid}{NIFTI}", image, what="provided liver",
+                             center=center, patient=pid)
+
+        return copy
+    raise InputError(f"unknown liver backend {backend!r} (one of {', '.join(BACKENDS)})",
+                     center=center)
+
+
+def _reference(inputs: dict, backend: str, pid: str) -> tuple[Path | None, str]:
+    truth = inputs.get("truth")
+    if truth:
+        path = Path(truth) / "liver_masks" / f"{pid}{NIFTI}"
+        if path.exists():
+            return path, "synthetic_truth"
+    if backend != "provided" and inputs.get("provided"):
+        path = Path(inputs["provided"]) / f"{pid}{NIFTI}"
+        if path.exists():
+            return path, "provided"
+    return None, "NA"
+
+
+def segment_center(center: str, backend: str, inputs: dict, outputs: dict, settings: dict,
+                   threads: int = 1) -> pd.DataFrame:
+    """Liver mask of every ingested image of a center with its backend, plus QC."""
+    images_dir = Path(inputs["images"])
+    pids = patient_ids(images_dir)
+    if not pids:
+        raise InputError("no ingested images", center=center, path=images_dir,
+                         fix="check the ingest stage's output")
+    masks_dir = Path(outputs["masks"])
+    if masks_dir.exists():
+        shutil.rmtree(masks_dir)
+    masks_dir.mkdir(parents=True)
+    segmenter = _segmenter(backend, inputs, settings, threads, center)
+    volume_range = settings.get("volume_ml_range", [700, 3500])
+
+    rows, panels = [], []
+    for pid in pids:
+        image = sitk.ReadImage(str(images_dir / f"{pid}{NIFTI}"))
+        try:
+            mask = segmenter(image, pid)
+        except classical.SegmentationFailed as err:
+            raise InputError(f"classical liver segmentation failed: {err}", center=center,
+                             patient=pid, path=images_dir / f"{pid}{NIFTI}",
+                             fix="check the image, or give this center liver masks") from None
+        sitk.WriteImage(mask, str(masks_dir / f"{pid}{NIFTI}"), useCompression=True)
+        arr = sitk.GetArrayViewFromImage(mask).astype(bool)
+        spacing = np.array(image.GetSpacing()[::-1])
+        if not arr.any():
+            raise InputError(f"the {backend} backend produced an empty liver mask", center=center,
+                             patient=pid, fix="check the image or use another backend")
+        volume = qc.volume_ml(arr, spacing)
+        ref_path, ref_kind = _reference(inputs, backend, pid)
+        ref = None
+        row = {"patient_id": pid, "backend": backend, "volume_ml": round(volume, 1),
+               "volume_outlier": int(qc.volume_outlier(volume, volume_range)),
+               "dice": np.nan, "asd_mm": np.nan, "reference": ref_kind}
+        if ref_path is not None:
+            ref = sitk.GetArrayFromImage(
+                read_mask(ref_path, image, what=f"{ref_kind} reference liver", center=center,
+                          patient=pid)
+            ).astype(bool)
+            row["dice"] = round(qc.dice(arr, ref), 4)
+            row["asd_mm"] = round(qc.average_surface_distance(arr, ref, spacing), 3)
+        rows.append(row)
+        log.info("%s %s: %.0f mL, dice %s", center, pid, volume, row["dice"])
+        if len(panels) < 16:
+            label = f"{pid} {volume:.0f} mL" + (
+                "" if np.isnan(row["dice"]) else f" Dice {row['dice']:.3f}")
+            panels.append({"patient_id": pid, "image": sitk.GetArrayFromImage(image),
+                           "mask": arr, "reference": ref, "label": label})
+
+    table = pd.DataFrame(rows, columns=qc.QC_COLUMNS)
+    Path(outputs["qc"]).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(outputs["qc"], sep="\t", index=False, na_rep="NA")
+    qc.montage(panels, outputs["montage"],
+               title=f"{center}: liver ({backend}); red = mask, green = reference")
+    return table

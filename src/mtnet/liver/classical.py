@@ -1,0 +1,247 @@
+"""Classical liver segmentation: no training, no download.
+
+Anatomical priors and intensity statistics, on a coarse working grid (default 3 mm):
+
+1. **Body**: voxels above -400 HU, the largest connected component, holes filled per
+   axial slice (drops the table and the air outside the patient).
+2. **Lungs**: air (< -400 HU) inside the body in large components (>= 100 mL).
+3. **Seed**: the liver is the bulkiest soft-tissue organ of the right upper abdomen. In a
+   broad soft-tissue window (-30..250 HU, smoothed), away from the body wall, the point of
+   the patient's right half farthest from any non-soft-tissue voxel (Euclidean distance
+   transform) lies in the liver; slices with more lung than soft tissue in the right
+   hemithorax (the heart's level) are excluded.
+4. **Window**: the liver's HU range is estimated around the seed (robust percentiles),
+   so plain and contrast-enhanced CT alike are handled.
+5. **Region**: the window mask is eroded (cutting the thin bridges to the heart,
+   diaphragm, stomach wall, kidneys, spleen), the component holding the seed is kept and
+   grown back inside the window (reconstruction by dilation), then closed and its holes
+   (vessels, hypodense tumors) filled.
+
+The seed's z prior (no lower than 10 cm below the right lung's base) keeps it out of the
+pelvis and bowel; the right-half prior keeps it off the spleen and stomach; the lung-level
+prior keeps it off the heart. Kidneys (posterior, lower) and stomach (air, contrast)
+are cut off by the window and the erosion.
+
+Arrays are NumPy (z, y, x) = (Superior, Posterior, Left) on an identity-direction grid
+(docs/data_contracts.md); the image is reoriented to that first when needed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+log = logging.getLogger(__name__)
+
+AIR_HU = -400.0
+SOFT_TISSUE_HU = (-30.0, 250.0)
+LUNG_MIN_ML = 100.0
+
+
+class SegmentationFailed(RuntimeError):
+    """The classical backend found no plausible liver (the caller names the patient)."""
+
+
+# --------------------------------------------------------------------------- grids
+
+
+def reorient(image: sitk.Image) -> sitk.Image:
+    """The image with an identity direction (LPS), axes permuted/flipped without resampling."""
+    if np.allclose(image.GetDirection(), np.eye(3).ravel()):
+        return image
+    return sitk.DICOMOrient(image, "LPS")
+
+
+def resample_to_spacing(
+    image: sitk.Image, spacing: float | tuple, interp=sitk.sitkLinear, default: float = -1024.0,
+    pixel_type=sitk.sitkFloat32,
+) -> sitk.Image:
+    """Resample onto a grid of the given spacing covering the same extent."""
+    spacing = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, float), (3,)))
+    size = [
+        max(1, int(round(n * sp / s)))
+        for n, sp, s in zip(image.GetSize(), image.GetSpacing(), spacing)
+    ]
+    # keep the physical centre of the first voxel's extent aligned with the original's
+    origin = np.array(image.GetOrigin()) + np.asarray(image.GetDirection()).reshape(3, 3) @ (
+        (np.array(spacing) - np.array(image.GetSpacing())) / 2.0
+    )
+    return sitk.Resample(
+        image, size, sitk.Transform(), interp, tuple(origin), spacing,
+        image.GetDirection(), default, pixel_type,
+    )
+
+
+def _ball(radius_vox: float) -> np.ndarray:
+    r = int(np.ceil(radius_vox))
+    zz, yy, xx = np.mgrid[-r : r + 1, -r : r + 1, -r : r + 1]
+    return (zz**2 + yy**2 + xx**2) <= radius_vox**2 + 1e-6
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    lab, n = ndi.label(mask)
+    if n == 0:
+        return mask.astype(bool)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return lab == sizes.argmax()
+
+
+def _fill_slices(mask: np.ndarray) -> np.ndarray:
+    """Fill holes in every axial slice (z is axis 0)."""
+    out = np.empty_like(mask, dtype=bool)
+    for z in range(mask.shape[0]):
+        out[z] = ndi.binary_fill_holes(mask[z])
+    return out
+
+
+# --------------------------------------------------------------------------- anatomy
+
+
+def body_mask(hu: np.ndarray) -> np.ndarray:
+    """The patient: > -400 HU, opened to drop the table, largest component, slices filled."""
+    m = hu > AIR_HU
+    m = ndi.binary_opening(m, structure=np.ones((1, 3, 3), bool), iterations=2)
+    m = _largest_component(m)
+    return _fill_slices(m)
+
+
+def lung_mask(hu: np.ndarray, body: np.ndarray, voxel_ml: float) -> np.ndarray:
+    """Large air components inside the body (lungs; big gas-filled bowel is rarely that big)."""
+    air = (hu < AIR_HU) & body
+    lab, n = ndi.label(air)
+    if n == 0:
+        return air
+    sizes = np.bincount(lab.ravel()) * voxel_ml
+    sizes[0] = 0
+    keep = np.flatnonzero(sizes >= LUNG_MIN_ML)
+    if keep.size == 0:
+        return np.zeros_like(air)
+    # lungs reach the top of the gas in the body; bowel gas lies below the lungs
+    boxes = ndi.find_objects(lab)
+    top_z = np.array([boxes[k - 1][0].stop for k in keep])
+    lungs = np.isin(lab, keep[top_z >= top_z.max() - max(3, int(0.15 * hu.shape[0]))])
+    return lungs
+
+
+def find_seed(
+    smooth: np.ndarray, body: np.ndarray, lungs: np.ndarray, spacing_zyx: np.ndarray
+) -> tuple[int, int, int]:
+    """A voxel deep inside the liver: the bulkiest soft tissue of the right upper abdomen."""
+    body_depth = ndi.distance_transform_edt(body, sampling=spacing_zyx)
+    soft = (smooth > SOFT_TISSUE_HU[0]) & (smooth < SOFT_TISSUE_HU[1]) & (body_depth > 12.0)
+    depth = ndi.distance_transform_edt(soft, sampling=spacing_zyx)
+    z_idx, y_idx, x_idx = np.nonzero(body)
+    cx = np.median(x_idx)
+    allowed = np.zeros_like(body)
+    allowed[:, :, : int(cx)] = True  # patient's right = low x index
+    # the heart's level: slices where lung fills more of the right half than soft tissue
+    right = np.zeros_like(body)
+    right[:, :, : int(cx)] = True
+    lung_area = (lungs & right).sum(axis=(1, 2))
+    soft_area = (soft & right).sum(axis=(1, 2))
+    allowed[lung_area > soft_area] = False
+    # the liver lies under the right lung: its seed no lower than 10 cm below the lung base
+    if (lungs & right).any():
+        z_base = np.nonzero((lungs & right).any(axis=(1, 2)))[0].min()
+        allowed[: max(0, int(z_base - 100.0 / spacing_zyx[0]))] = False
+    score = np.where(allowed, depth, 0.0)
+    if score.max() <= 0:
+        score = depth
+    if score.max() <= 0:
+        raise SegmentationFailed("no soft tissue deep inside the body")
+    return tuple(int(v) for v in np.unravel_index(np.argmax(score), score.shape))
+
+
+def liver_window(
+    smooth: np.ndarray, seed: tuple[int, int, int], spacing_zyx: np.ndarray, radius_mm: float = 20.0,
+    low_k: float = 1.0, high_k: float = 1.5,
+) -> tuple[float, float]:
+    """HU range of the liver from a ball around the seed: robust percentiles, widened."""
+    r = np.maximum(1, np.round(radius_mm / spacing_zyx)).astype(int)
+    sl = tuple(slice(max(0, c - ri), c + ri + 1) for c, ri in zip(seed, r))
+    patch = smooth[sl]
+    patch = patch[(patch > SOFT_TISSUE_HU[0]) & (patch < SOFT_TISSUE_HU[1])]
+    if patch.size < 10:
+        raise SegmentationFailed("too little soft tissue around the seed")
+    p10, p50, p90 = np.percentile(patch, [10, 50, 90])
+    half = max(2.5 * (p90 - p10) / 2.56, 25.0)  # (p90 - p10) / 2.56 = sigma of a normal
+    return float(p50 - low_k * half), float(p50 + high_k * half)
+
+
+def grow_region(
+    smooth: np.ndarray, body: np.ndarray, seed: tuple[int, int, int], window: tuple[float, float],
+    spacing_zyx: np.ndarray, erode_mm: float = 7.0,
+) -> np.ndarray:
+    """Erode the window mask, keep the seed's component, reconstruct inside the window."""
+    body_depth = ndi.distance_transform_edt(body, sampling=spacing_zyx)
+    win = (smooth >= window[0]) & (smooth <= window[1]) & (body_depth > 4.0)
+    # erosion by a ball of erode_mm via the distance transform (anisotropy-aware)
+    core = ndi.distance_transform_edt(win, sampling=spacing_zyx) > erode_mm
+    lab, n = ndi.label(core)
+    if n == 0:
+        raise SegmentationFailed("the liver window leaves nothing after erosion")
+    label = lab[seed]
+    if label == 0:
+        # nearest core component to the seed
+        dist, (iz, iy, ix) = ndi.distance_transform_edt(lab == 0, return_indices=True)
+        label = lab[iz[seed], iy[seed], ix[seed]]
+    comp = lab == label
+    # reconstruction by dilation limited to erode_mm (+1 voxel): opening of the component
+    grown = (ndi.distance_transform_edt(~comp, sampling=spacing_zyx) <= erode_mm + spacing_zyx.max()) & win
+    return _largest_component(grown)
+
+
+def finish(mask: np.ndarray, spacing_zyx: np.ndarray, close_mm: float = 6.0) -> np.ndarray:
+    """Close small gaps (vessels, tumor rims), fill holes in 3D and per slice."""
+    pad = int(np.ceil(close_mm / spacing_zyx.min())) + 1
+    m = np.pad(mask, pad)
+    dist_out = ndi.distance_transform_edt(~m, sampling=spacing_zyx)
+    dil = dist_out <= close_mm
+    closed = ndi.distance_transform_edt(dil, sampling=spacing_zyx) > close_mm
+    closed = closed | m
+    closed = closed[(slice(pad, -pad),) * 3]
+    closed = ndi.binary_fill_holes(closed)
+    closed = _fill_slices(closed)
+    return _largest_component(closed)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def segment_array(
+    hu: np.ndarray, spacing_zyx, erode_mm: float = 7.0, close_mm: float = 6.0,
+    low_k: float = 1.0, high_k: float = 1.5,
+) -> np.ndarray:
+    """Liver mask (bool, same shape) of a HU array (z, y, x) on an identity-direction grid."""
+    spacing_zyx = np.asarray(spacing_zyx, float)
+    voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
+    hu = hu.astype(np.float32, copy=False)
+    smooth = ndi.median_filter(hu, size=3)
+    body = body_mask(hu)
+    if body.sum() * voxel_ml < 100.0:
+        raise SegmentationFailed("no body found (under 100 mL above -400 HU)")
+    lungs = lung_mask(hu, body, voxel_ml)
+    seed = find_seed(smooth, body, lungs, spacing_zyx)
+    window = liver_window(smooth, seed, spacing_zyx, low_k=low_k, high_k=high_k)
+    log.debug("liver seed %s, window %.0f..%.0f HU", seed, *window)
+    region = grow_region(smooth, body, seed, window, spacing_zyx, erode_mm)
+    return finish(region, spacing_zyx, close_mm)
+
+
+def segment(image: sitk.Image, work_spacing_mm: float = 3.0, **params) -> sitk.Image:
+    """Liver mask (uint8) on the grid of ``image`` (a CT in HU)."""
+    oriented = reorient(image)
+    work = resample_to_spacing(oriented, max(work_spacing_mm, min(oriented.GetSpacing())))
+    hu = sitk.GetArrayFromImage(work)
+    mask = segment_array(hu, np.array(work.GetSpacing()[::-1]), **params)
+    coarse = sitk.GetImageFromArray(mask.astype(np.float32))
+    coarse.CopyInformation(work)
+    # back to the input grid: linear interpolation of the coarse mask, thresholded at 0.5
+    fine = sitk.Resample(coarse, image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    out = sitk.Cast(fine > 0.5, sitk.sitkUInt8)
+    out.CopyInformation(image)
+    return out

@@ -1,0 +1,90 @@
+"""Liver QC: volume with outlier flags, Dice and average surface distance, montage PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+QC_COLUMNS = ["patient_id", "backend", "volume_ml", "volume_outlier", "dice", "asd_mm", "reference"]
+
+
+def volume_ml(mask: np.ndarray, spacing_zyx) -> float:
+    """Mask volume in mL: voxel count x voxel volume (mm^3) / 1000."""
+    return float(np.count_nonzero(mask)) * float(np.prod(spacing_zyx)) / 1000.0
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice = 2|A n B| / (|A| + |B|); 1.0 when both are empty."""
+    a, b = a.astype(bool), b.astype(bool)
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2.0 * np.logical_and(a, b).sum() / total)
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    return mask & ~ndi.binary_erosion(mask, border_value=0)
+
+
+def average_surface_distance(a: np.ndarray, b: np.ndarray, spacing_zyx) -> float:
+    """Average symmetric surface distance (mm): the mean, over the surface voxels of both
+    masks, of the distance to the other mask's surface (Heimann et al., IEEE TMI 2009).
+    NaN when either mask is empty."""
+    a, b = a.astype(bool), b.astype(bool)
+    if not a.any() or not b.any():
+        return float("nan")
+    sa, sb = _surface(a), _surface(b)
+    to_b = ndi.distance_transform_edt(~sb, sampling=spacing_zyx)
+    to_a = ndi.distance_transform_edt(~sa, sampling=spacing_zyx)
+    d = np.concatenate([to_b[sa], to_a[sb]])
+    return float(d.mean())
+
+
+def volume_outlier(volume: float, volume_range) -> bool:
+    lo, hi = volume_range
+    return bool(volume < lo or volume > hi)
+
+
+def montage(panels: list[dict], path: str | Path, title: str, max_panels: int = 16) -> None:
+    """One axial and one coronal slice through the mask's centroid per patient.
+
+    ``panels``: dicts with ``patient_id``, ``image`` (z, y, x HU), ``mask``, optional
+    ``reference`` and ``label`` (a caption line). Mask outlines in red, reference in green.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = panels[:max_panels]
+    n = max(1, len(panels))
+    cols = min(4, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(4.0 * cols, 2.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, p in enumerate(panels):
+        r, c = divmod(i, cols)
+        image, mask = p["image"], p["mask"].astype(bool)
+        ref = p.get("reference")
+        if mask.any():
+            z, y, _ = (int(round(v)) for v in ndi.center_of_mass(mask))
+        else:
+            z, y = image.shape[0] // 2, image.shape[1] // 2
+        views = (
+            (image[z], mask[z], None if ref is None else ref[z]),
+            (image[:, y][::-1], mask[:, y][::-1], None if ref is None else ref[:, y][::-1]),
+        )
+        for k, (img, m, rf) in enumerate(views):
+            ax = axes[r, 2 * c + k]
+            ax.imshow(img, cmap="gray", vmin=-160, vmax=240, interpolation="nearest")
+            if m.any():
+                ax.contour(m, levels=[0.5], colors="red", linewidths=0.7)
+            if rf is not None and rf.any():
+                ax.contour(rf, levels=[0.5], colors="lime", linewidths=0.7)
+        axes[r, 2 * c].set_title(p.get("label", p["patient_id"]), fontsize=7, loc="left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

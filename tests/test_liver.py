@@ -1,0 +1,219 @@
+"""Liver backends and QC on the phantom (tests/liver_phantom.py); error paths."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from liver_phantom import abdomen
+
+from mtnet.errors import InputError
+from mtnet.liver import classical, qc, segment_center, totalseg
+from mtnet.liver.grid import same_grid
+
+SETTINGS = {"default_backend": "classical", "volume_ml_range": [700, 3500],
+            "totalsegmentator": {"weights_dir": None}}
+
+
+def arr(img):
+    return sitk.GetArrayFromImage(img).astype(bool)
+
+
+# ------------------------------------------------------------------ QC measures
+
+
+def test_dice_and_volume_on_known_masks():
+    a = np.zeros((10, 10, 10), bool)
+    b = np.zeros_like(a)
+    a[2:6, 2:6, 2:6] = True  # 64 voxels
+    b[2:6, 2:6, 4:8] = True  # 64 voxels, 32 shared
+    assert qc.dice(a, b) == pytest.approx(0.5)
+    assert qc.dice(a, a) == 1.0
+    assert qc.volume_ml(a, (2.0, 2.0, 2.0)) == pytest.approx(64 * 8 / 1000)
+    assert qc.volume_outlier(500, [700, 3500]) and not qc.volume_outlier(1500, [700, 3500])
+
+
+def test_average_surface_distance_of_shifted_cube():
+    a = np.zeros((30, 30, 30), bool)
+    a[5:20, 5:20, 5:20] = True
+    assert qc.average_surface_distance(a, a, (1, 1, 1)) == 0.0
+    b = np.roll(a, 2, axis=2)
+    asd = qc.average_surface_distance(a, b, (1.0, 1.0, 3.0))
+    # faces normal to x move by 2 voxels = 6 mm; the other faces mostly coincide
+    assert 0.5 < asd < 6.0
+    assert np.isnan(qc.average_surface_distance(a, np.zeros_like(a), (1, 1, 1)))
+
+
+# ------------------------------------------------------------------ classical backend
+
+
+@pytest.mark.parametrize("spacing,seed,jitter", [(3.0, 0, 0.0), (2.0, 1, 8.0)])
+def test_classical_separates_liver_from_distractors(spacing, seed, jitter):
+    ct, liver, _ = abdomen(spacing, seed=seed, jitter_mm=jitter)
+    mask = classical.segment(ct)
+    assert same_grid(mask, ct)
+    assert mask.GetPixelID() == sitk.sitkUInt8
+    m, truth = arr(mask), arr(liver)
+    assert qc.dice(m, truth) >= 0.95
+    # the hypodense tumor inside the liver is part of the liver mask (holes filled)
+    _, _, tumor = abdomen(spacing, seed=seed, jitter_mm=jitter)
+    assert arr(tumor)[m].sum() >= 0.95 * arr(tumor).sum()
+
+
+def test_classical_on_a_non_identity_direction_returns_the_input_grid():
+    ct, liver, _ = abdomen(4.0, seed=3)
+    flipped = sitk.Flip(ct, [True, False, False])  # direction (-1, 1, 1)
+    assert not np.allclose(flipped.GetDirection(), np.eye(3).ravel())
+    mask = classical.segment(flipped)
+    assert same_grid(mask, flipped)
+    back = arr(sitk.Flip(mask, [True, False, False]))
+    assert qc.dice(back, arr(liver)) >= 0.95
+
+
+def test_classical_fails_clearly_without_a_body():
+    air = sitk.GetImageFromArray(np.full((20, 20, 20), -1000, np.int16))
+    with pytest.raises(classical.SegmentationFailed):
+        classical.segment(air)
+
+
+# ------------------------------------------------------------------ segment_center
+
+
+def _center(tmp_path, n=2, spacing=4.0, with_provided=False, truth=True):
+    images = tmp_path / "ingest" / "C1" / "images"
+    provided = tmp_path / "ingest" / "C1" / "liver"
+    truth_dir = tmp_path / "synth" / "C1" / "truth"
+    for d in (images, provided, truth_dir / "liver_masks"):
+        d.mkdir(parents=True)
+    for i in range(n):
+        ct, liver, _ = abdomen(spacing, seed=10 + i, jitter_mm=6.0)
+        pid = f"C1-{i:04d}"
+        sitk.WriteImage(ct, str(images / f"{pid}.nii.gz"))
+        if truth:
+            sitk.WriteImage(liver, str(truth_dir / "liver_masks" / f"{pid}.nii.gz"))
+        if with_provided:
+            sitk.WriteImage(liver, str(provided / f"{pid}.nii.gz"))
+    inputs = {"images": str(images), "provided": str(provided)}
+    if truth:
+        inputs["truth"] = str(truth_dir)
+    out = tmp_path / "liver" / "C1"
+    outputs = {"masks": str(out / "masks"), "qc": str(out / "qc.tsv"),
+               "montage": str(out / "montage.png")}
+    return inputs, outputs
+
+
+def test_segment_center_classical_writes_masks_qc_and_montage(tmp_path):
+    inputs, outputs = _center(tmp_path)
+    table = segment_center("C1", "classical", inputs, outputs, SETTINGS, threads=1)
+    qc_table = pd.read_csv(outputs["qc"], sep="\t")
+    assert list(qc_table.columns) == qc.QC_COLUMNS
+    assert list(qc_table["patient_id"]) == ["C1-0000", "C1-0001"]
+    assert (qc_table["reference"] == "synthetic_truth").all()
+    assert (qc_table["dice"] >= 0.95).all()
+    assert (qc_table["asd_mm"] < 4.0).all()
+    assert table["volume_outlier"].eq(0).all()
+    for pid in qc_table["patient_id"]:
+        mask = sitk.ReadImage(os.path.join(outputs["masks"], f"{pid}.nii.gz"))
+        image = sitk.ReadImage(os.path.join(inputs["images"], f"{pid}.nii.gz"))
+        assert same_grid(mask, image) and mask.GetPixelID() == sitk.sitkUInt8
+    with open(outputs["montage"], "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_segment_center_provided_copies_and_flags_volume(tmp_path):
+    inputs, outputs = _center(tmp_path, n=1, with_provided=True, truth=False)
+    settings = {**SETTINGS, "volume_ml_range": [2000, 3000]}  # the phantom liver is ~1.5 L
+    table = segment_center("C1", "provided", inputs, outputs, settings)
+    assert table.loc[0, "reference"] == "NA" and np.isnan(table.loc[0, "dice"])
+    assert table.loc[0, "volume_outlier"] == 1
+    copied = sitk.ReadImage(os.path.join(outputs["masks"], "C1-0000.nii.gz"))
+    given = sitk.ReadImage(os.path.join(inputs["provided"], "C1-0000.nii.gz"))
+    assert np.array_equal(arr(copied), arr(given))
+
+
+def test_segment_center_provided_missing_mask_names_patient(tmp_path):
+    inputs, outputs = _center(tmp_path, n=1, truth=False)
+    with pytest.raises(InputError, match="patient C1-0000.*liver mask is missing"):
+        segment_center("C1", "provided", inputs, outputs, SETTINGS)
+
+
+def test_segment_center_reference_on_another_grid_names_patient(tmp_path):
+    inputs, outputs = _center(tmp_path, n=1)
+    truth = os.path.join(inputs["truth"], "liver_masks", "C1-0000.nii.gz")
+    _, other, _ = abdomen(3.0, seed=1)
+    sitk.WriteImage(other, truth)
+    with pytest.raises(InputError, match="patient C1-0000.*another grid"):
+        segment_center("C1", "classical", inputs, outputs, SETTINGS)
+
+
+def test_unet_backend_without_model_is_a_clear_error(tmp_path):
+    inputs, outputs = _center(tmp_path, n=1, truth=False)
+    with pytest.raises(InputError, match="needs a trained model"):
+        segment_center("C1", "unet", inputs, outputs, SETTINGS)
+
+
+# ------------------------------------------------------------------ totalsegmentator
+
+
+def test_totalsegmentator_without_weights_dir_setting(tmp_path):
+    inputs, outputs = _center(tmp_path, n=1, truth=False)
+    with pytest.raises(InputError, match="weights_dir is not set"):
+        segment_center("C1", "totalsegmentator", inputs, outputs, SETTINGS)
+    assert not os.path.exists(outputs["qc"])
+
+
+def test_totalsegmentator_with_absent_weights_folder(tmp_path):
+    settings = {**SETTINGS, "totalsegmentator": {"weights_dir": str(tmp_path / "nowhere")}}
+    with pytest.raises(InputError, match="nowhere: TotalSegmentator weights folder is absent or empty"):
+        totalseg.check_available(settings, center="C1")
+    (tmp_path / "empty").mkdir()
+    settings["totalsegmentator"]["weights_dir"] = str(tmp_path / "empty")
+    with pytest.raises(InputError, match="absent or empty"):
+        totalseg.check_available(settings, center="C1")
+
+
+def test_totalsegmentator_program_absent(tmp_path, monkeypatch):
+    weights = tmp_path / "weights"
+    (weights / "nnUNet").mkdir(parents=True)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin-empty"))
+    settings = {**SETTINGS, "totalsegmentator": {"weights_dir": str(weights)}}
+    with pytest.raises(InputError, match="'TotalSegmentator' is not installed"):
+        totalseg.check_available(settings, center="C1")
+
+
+def test_totalsegmentator_runs_the_cli_with_local_weights_and_no_stats(tmp_path, monkeypatch):
+    """A stand-in executable records its arguments and environment and writes liver.nii.gz
+    from a threshold, as the real CLI writes its liver class: the backend's plumbing."""
+    weights = tmp_path / "weights"
+    (weights / "nnUNet").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "record.txt"
+    exe = bin_dir / "TotalSegmentator"
+    exe.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "import SimpleITK as sitk\n"
+        "args = sys.argv[1:]\n"
+        "src, out = args[args.index('-i') + 1], args[args.index('-o') + 1]\n"
+        "stats = json.load(open(os.path.join(os.environ['TOTALSEG_HOME_DIR'], 'config.json')))\n"
+        f"open({str(record)!r}, 'w').write(' '.join(args) + '\\n' + "
+        "os.environ['TOTALSEG_WEIGHTS_PATH'] + '\\n' + str(stats['send_usage_stats']))\n"
+        "os.makedirs(out, exist_ok=True)\n"
+        "img = sitk.ReadImage(src)\n"
+        "sitk.WriteImage(sitk.Cast((img > 90) & (img < 130), sitk.sitkUInt8), os.path.join(out, 'liver.nii.gz'))\n"
+    )
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    inputs, outputs = _center(tmp_path, n=1)
+    settings = {**SETTINGS, "totalsegmentator": {"weights_dir": str(weights)}}
+    table = segment_center("C1", "totalsegmentator", inputs, outputs, settings)
+    args, weights_seen, stats = record.read_text().splitlines()
+    assert "--roi_subset liver" in args
+    assert weights_seen == str(weights) and stats == "False"
+    assert table.loc[0, "backend"] == "totalsegmentator" and table.loc[0, "dice"] > 0.5
