@@ -20,6 +20,7 @@ started here (not root, a binary missing, a Slurm already running).
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -123,6 +124,7 @@ class SlurmCluster:
             "munged": self.munge_dir / "munged.pid",
         }
         self._backups: dict[Path, Path | None] = {}
+        self._running = False
         self.start_seconds: float | None = None
 
     # ------------------------------------------------------------------ configuration
@@ -150,8 +152,9 @@ class SlurmCluster:
             "MpiDefault=none",
             "DefMemPerCPU=500",
             "ReturnToService=2",
-            # finished jobs stay visible to `squeue --states=all` (the status command) this long
-            "MinJobAge=300",
+            # finished jobs stay visible to `squeue --states=all` (the status command, and the
+            # tests' record of which rule each job ran) this long: longer than any test run
+            "MinJobAge=3600",
             "SchedulerParameters=sched_interval=1",
             "SlurmctldDebug=info",
             "SlurmdDebug=info",
@@ -197,6 +200,9 @@ class SlurmCluster:
 
     def start(self, timeout: int = 60) -> "SlurmCluster":
         t0 = time.perf_counter()
+        self._running = True
+        # also stopped when the test process ends without tearing down (an interrupted run)
+        atexit.register(self.stop)
         for d in (self.state, self.spool, self.logs, self.run_dir):
             d.mkdir(parents=True, exist_ok=True)
         try:
@@ -265,6 +271,10 @@ class SlurmCluster:
 
     def stop(self) -> None:
         """Cancel what is left, stop the daemons by their pid files, restore /etc/slurm."""
+        if not self._running:
+            return
+        self._running = False
+        atexit.unregister(self.stop)
         if self.pid("slurmctld") and _alive(self.pid("slurmctld")):
             try:
                 run(["scancel", "--full", "--partition", PARTITION], timeout=15, check=False)
