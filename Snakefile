@@ -25,6 +25,13 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/stats.smk"
 
 
+# light steps (seconds, a few MB) run on the submit host, not as Slurm jobs (slurm/config.yaml)
+localrules:
+    table1,
+    train_clinical_lr,
+    predict_clinical_lr,
+
+
 rule all:
     default_target: True
     input:
