@@ -108,7 +108,7 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
         if ref_path is not None:
             ref = sitk.GetArrayFromImage(
                 read_mask(ref_path, image, what=f"{ref_kind} reference liver", center=center,
-                          patient=pid)
+                          patient=pid, resample=ref_kind == "synthetic_truth")
             ).astype(bool)
             row["dice"] = round(qc.dice(arr, ref), 4)
             row["asd_mm"] = round(qc.average_surface_distance(arr, ref, spacing), 3)

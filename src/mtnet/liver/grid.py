@@ -33,13 +33,31 @@ def describe_grid(image: sitk.Image) -> str:
     return f"size {'x'.join(map(str, image.GetSize()))}, spacing {spacing} mm, origin {origin}"
 
 
-def read_mask(path: str | Path, image: sitk.Image, *, what: str, center=None, patient=None) -> sitk.Image:
-    """A binary mask (uint8 0/1) that must lie on ``image``'s grid; one-line errors otherwise."""
+def read_mask(
+    path: str | Path, image: sitk.Image, *, what: str, center=None, patient=None, resample=False
+) -> sitk.Image:
+    """A binary mask (uint8 0/1) that must lie on ``image``'s grid; one-line errors otherwise.
+
+    With ``resample`` (QC references such as the generator's masks, which keep the
+    scanner's grid) a mask on another grid is resampled onto the image's by nearest
+    neighbour in physical space; it must still overlap the image.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{what} mask is missing", center=center, patient=patient, path=path,
                          fix=f"provide {path.name} for every image")
     mask = sitk.ReadImage(str(path))
+    if resample and not same_grid(mask, image):
+        moved = sitk.Resample(sitk.Cast(mask != 0, sitk.sitkUInt8), image, sitk.Transform(),
+                              sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        if sitk.GetArrayViewFromImage(mask).any() and not sitk.GetArrayViewFromImage(moved).any():
+            raise InputError(
+                f"{what} mask ({describe_grid(mask)}) does not overlap its image "
+                f"({describe_grid(image)})",
+                center=center, patient=patient, path=path,
+                fix="check that the mask belongs to this image",
+            )
+        mask = moved
     if not same_grid(mask, image):
         raise InputError(
             f"{what} mask is on another grid ({describe_grid(mask)}) than its image "
