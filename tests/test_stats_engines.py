@@ -186,6 +186,28 @@ def test_degenerate_inputs_raise(call, message):
         call()
 
 
+Y = np.array([0, 1] * 15, float)
+P = np.linspace(0.05, 0.95, 30)
+PERFECT = Y * 0.5 + P * 0.1
+
+
+@pytest.mark.parametrize("engine", ["python", pytest.param("r", marks=pytest.mark.r)])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda e: stats.delong_test(Y, P, P ** 2, engine=e), "identical DeLong placements"),
+        (lambda e: stats.delong_test_unpaired(Y, PERFECT, Y, PERFECT + 0.01, engine=e),
+         "zero DeLong variance"),
+        (lambda e: stats.nri(Y, P, P + 0.01, cutoffs=[0.99], engine=e), "no patient is reclassified"),
+        (lambda e: stats.idi(Y, P, P + 0.01, engine=e), "zero variance"),
+    ],
+)
+def test_zero_variance_is_no_test(engine, call, message):
+    """pROC answers p = 1 for identical rankings and NaN elsewhere: both engines refuse."""
+    with pytest.raises(DegenerateInput, match=message):
+        call(engine)
+
+
 def test_unknown_engine():
     with pytest.raises(ValueError, match="engine must be one of"):
         stats.auc_ci([0, 1] * 5, np.linspace(0, 1, 10), engine="sas")

@@ -231,7 +231,9 @@ def calibration(center, preds, bins, engine) -> list[dict]:
         def run(known=known):
             c = api.calibration(known["mvi"], known["risk"], bins=bins, engine=engine)
             out = [{"intercept": c.intercept, "slope": c.slope, "brier": c.brier,
-                    "hl_chi2": c.hl_chi2, "hl_df": c.hl_df, "hl_p": c.hl_p}]
+                    "hl_chi2": c.hl_chi2, "hl_df": c.hl_df, "hl_p": c.hl_p,
+                    "reason": "" if c.hl_df > 0 else
+                    f"Hosmer-Lemeshow: {len(c.curve)} risk group(s), no degrees of freedom"}]
             for _, b in c.curve.iterrows():
                 out.append({"row": "bin", "bin": int(b["bin"]), "n": int(b["n"]),
                             "n_events": int(round(b["observed"] * b["n"])),

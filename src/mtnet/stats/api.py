@@ -102,6 +102,11 @@ def delong_test(y, p1, p2, *, engine: str = "r") -> DeLongResult:
     """Paired DeLong test of AUC(p1) - AUC(p2) on the same patients (DeLong 1988)."""
     y, p1 = _binary_data(y, p1, "p1", probability=False)
     p2 = _risk(p2, len(y), "p2", probability=False)
+    _, x1, w1 = py_engine._placements(y, p1)
+    _, x2, w2 = py_engine._placements(y, p2)
+    if py_engine._delong_var(x1 - x2, w1 - w2) <= 0:
+        raise DegenerateInput("p1 and p2 have identical DeLong placements (zero variance of the "
+                              "AUC difference, e.g. the same ranking): no test")
     r = _engine(engine)
     out = r.call("mtnet_delong_paired", y, p1, p2) if r else py_engine.delong_paired(y, p1, p2)
     return DeLongResult(out["auc1"], out["auc2"], out["z"], out["p"], True, engine)
@@ -114,6 +119,10 @@ def delong_test_unpaired(y1, p1, y2, p2, *, engine: str = "r") -> DeLongResult:
     y2 = _outcome(y2, "y2")
     _both_classes(y2, "y2")
     p2 = _risk(p2, len(y2), "p2", probability=False)
+    variances = [py_engine._delong_var(*py_engine._placements(y, p)[1:]) for y, p in ((y1, p1), (y2, p2))]
+    if sum(variances) <= 0:
+        raise DegenerateInput("both AUCs have zero DeLong variance (perfect or constant "
+                              "ranking in both groups): no test")
     r = _engine(engine)
     out = (
         r.call("mtnet_delong_unpaired", y1, p1, y2, p2)
@@ -145,6 +154,9 @@ def nri(y, p_old, p_new, cutoffs=None, *, engine: str = "r") -> NRIResult:
             if r
             else py_engine.nri_categorical(y, p_old, p_new, cuts)
         )
+    if not np.isfinite(out["z_nri"]):
+        raise DegenerateInput(f"{kind} NRI: no patient is reclassified (NRI = 0 with zero "
+                              f"variance): no test")
     return NRIResult(out["nri"], out["nri_events"], out["nri_nonevents"], out["z_nri"],
                      out["p_nri"], kind, cuts, engine)
 
@@ -154,8 +166,13 @@ def idi(y, p_old, p_new, *, engine: str = "r") -> IDIResult:
     z = IDI / sqrt(var(d_ev)/n_ev + var(d_ne)/n_ne) (Pencina 2008)."""
     y, p_old = _binary_data(y, p_old, "p_old", constant_ok=True)
     p_new = _risk(p_new, len(y), "p_new", constant_ok=True)
+    d = p_new - p_old
+    if np.ptp(d[y == 1]) < 1e-12 and np.ptp(d[y == 0]) < 1e-12:
+        raise DegenerateInput("IDI: p_new - p_old has zero variance in both classes: no test")
     r = _engine(engine)
     out = r.call("mtnet_improve", y, p_old, p_new) if r else py_engine.improve(y, p_old, p_new)
+    if not np.isfinite(out["z_idi"]):
+        raise DegenerateInput("IDI: p_new - p_old has zero variance in both classes: no test")
     return IDIResult(out["idi"], out["idi_events"], out["idi_nonevents"], out["z_idi"],
                      out["p_idi"], engine)
 

@@ -89,6 +89,11 @@ def improve(y, p_old, p_new):
     """Continuous NRI and IDI (Pencina et al. 2008; 2011)."""
     d = p_new - p_old
     ev, ne = d[y == 1], d[y == 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _improve(ev, ne)
+
+
+def _improve(ev, ne):
     nri_ev, v_ev = _nri_part(ev, +1)
     nri_ne, v_ne = _nri_part(ne, -1)
     nri = nri_ev + nri_ne
