@@ -222,3 +222,11 @@ def test_zero_variance_is_no_test(engine, call, message):
 def test_unknown_engine():
     with pytest.raises(ValueError, match="engine must be one of"):
         stats.auc_ci([0, 1] * 5, np.linspace(0, 1, 10), engine="sas")
+
+
+@pytest.mark.r
+def test_an_r_error_becomes_degenerate_input():
+    from mtnet.stats import r_engine
+
+    with pytest.raises(DegenerateInput, match="R error in mtnet_cox: .*different lengths"):
+        r_engine.call("mtnet_cox", [1.0, 2.0], [1.0], [0.0, 1.0], 0.95)
