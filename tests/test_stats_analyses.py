@@ -176,3 +176,23 @@ def test_write_table1(cohort, engine):
     assert head.loc["age", "train"].count("±") == 1 or "(" in head.loc["age", "train"]
     assert head["p"].notna().sum() >= 15
     assert len(out) == len(back)
+
+
+def test_h_score_column_splits_at_the_training_median(cohort, tmp_path):
+    d, tables, preds = cohort
+    withh = dict(preds)
+    medians = []
+    for center in ("TA", "TB", "TX"):
+        frame = pd.read_csv(preds[(center, "Model-CR-DR")], sep="\t", dtype={"patient_id": str})
+        frame["h_score"] = np.linspace(0.2, 0.9, len(frame)) ** (2 if center == "TA" else 1)
+        if center != "TX":
+            medians.append(frame["h_score"])
+        withh[(center, "Model-CR-DR")] = tmp_path / f"{center}.tsv"
+        frame.to_csv(withh[(center, "Model-CR-DR")], sep="\t", index=False)
+    out = run(d, tables, withh, "TX", ["Model-CR-DR"], name="hscore")
+    h = out["survival"][out["survival"]["split_by"] == "h_score_median"]
+    assert (h["score"] == "h_score").all()
+    assert h["threshold"].iloc[0] == pytest.approx(float(np.median(pd.concat(medians))))
+    groups = h[(h["row"] == "group") & (h["endpoint"] == "os")].set_index("group")
+    tx = np.linspace(0.2, 0.9, 85)
+    assert groups.loc["high", "n"] == int(np.sum(tx > h["threshold"].iloc[0]))

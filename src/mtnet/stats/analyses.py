@@ -350,10 +350,8 @@ def subgroups(center, preds, model, tables, engine) -> list[dict]:
     return rows
 
 
-def _score(df: pd.DataFrame):
-    if "h_score" in df and df["h_score"].notna().any():
-        return df["h_score"].astype(float), "h_score"
-    return df["risk"].astype(float), "risk (no h_score column: best model's risk used)"
+def _has_h_score(df) -> bool:
+    return df is not None and "h_score" in df and df["h_score"].notna().any()
 
 
 def survival(center, preds, training_preds, model, threshold, engine) -> list[dict]:
@@ -366,14 +364,14 @@ def survival(center, preds, training_preds, model, threshold, engine) -> list[di
     df = preds[model]
     splits = []
     splits.append(("youden", df["risk"].astype(float), "risk", threshold))
-    score, score_name = _score(df)
     train = training_preds.get(model)
-    if train is not None:
-        train_score, _ = _score(train)
-        median = float(np.nanmedian(train_score)) if train_score.notna().any() else np.nan
-    else:
-        median = np.nan
-    splits.append(("h_score_median", score, score_name, median))
+    if _has_h_score(df) and _has_h_score(train):
+        score, train_score, name = df["h_score"].astype(float), train["h_score"].astype(float), "h_score"
+    else:  # until the features stage writes an h_score column, the best model's risk
+        score, name = df["risk"].astype(float), "risk (no h_score column: best model's risk used)"
+        train_score = train["risk"].astype(float) if train is not None else pd.Series(dtype=float)
+    median = float(np.nanmedian(train_score)) if train_score.notna().any() else np.nan
+    splits.append(("h_score_median", score, name, median))
     rows = []
     for split_by, values, name, cut in splits:
         for endpoint, (tcol, ecol) in ENDPOINTS.items():
