@@ -146,6 +146,10 @@ def test_missing_prediction_column_is_an_input_error(cohort, tmp_path):
     frame.to_csv(tmp_path / "x.tsv", sep="\t", index=False)
     with pytest.raises(InputError, match=r"x.tsv: missing column\(s\) \['os_days'\]"):
         analyses.read_predictions([tmp_path / "x.tsv"], ["Model-CR-DR"])
+    frame = pd.read_csv(preds[("TX", "Model-CR-DR")], sep="\t")
+    frame.to_csv(tmp_path / "Model-DR.tsv", sep="\t", index=False)
+    with pytest.raises(InputError, match="named for Model-DR but its model column says"):
+        analyses.read_predictions([tmp_path / "Model-DR.tsv"], ["Model-DR"])
 
 
 @pytest.mark.r

@@ -70,6 +70,10 @@ def read_predictions(paths, models) -> dict[str, pd.DataFrame]:
         if missing:
             raise InputError(f"missing column(s) {missing}", path=path,
                              fix="write the columns of docs/data_contracts.md")
+        named = set(df["model"].astype(str))
+        if path.stem.startswith("Model-") and named != {path.stem}:
+            raise InputError(f"the file is named for {path.stem} but its model column says "
+                             f"{sorted(named)}", path=path, fix="rewrite the predictions")
         for model, rows in df.groupby("model", sort=False):
             if model in models:
                 frames.setdefault(model, []).append(rows)
