@@ -16,8 +16,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 GOAL_S = 10.0
 CENTERS = {"YPH": 71, "ZPH": 70, "SPH": 70, "NFH": 70, "ZCPH": 85}
-MODELS = ["Model-CR-DR", "Model-DR", "Model-CR", "Model-NoSeg-CR-DR", "Model-Logistic-CR-DR",
-          "Model-Clinical-LR"]
+MODELS = [
+    "Model-CR-DR",
+    "Model-DR",
+    "Model-CR",
+    "Model-NoSeg-CR-DR",
+    "Model-Logistic-CR-DR",
+    "Model-Clinical-LR",
+]
 SIGNAL = [2.5, 1.0, 1.6, 1.8, 1.7, 1.2]
 
 STAGE = """
@@ -59,8 +65,12 @@ def make_inputs(root: Path) -> dict:
             path.parent.mkdir(exist_ok=True)
             predictions(t, model, s, 1000 * i + j, split).to_csv(path, sep="\t", index=False)
             preds[center][model] = str(path)
-    return {"tables": tables, "preds": preds, "models": MODELS,
-            "train": [c for c in CENTERS if c != "ZCPH"]}
+    return {
+        "tables": tables,
+        "preds": preds,
+        "models": MODELS,
+        "train": [c for c in CENTERS if c != "ZCPH"],
+    }
 
 
 def stage(job: dict, engine: str, root: Path) -> dict:
@@ -69,8 +79,13 @@ def stage(job: dict, engine: str, root: Path) -> dict:
     job_file.write_text(json.dumps(job))
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", STAGE, str(job_file)], check=True,
-                         capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [sys.executable, "-c", STAGE, str(job_file)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     wall = time.perf_counter() - start
     inner = json.loads(res.stdout.strip().splitlines()[-1])
     return {"wall_s": round(wall, 3), "in_process_s": round(inner["in_process_s"], 3)}

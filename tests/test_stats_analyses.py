@@ -14,8 +14,13 @@ from mtnet.stats.table1 import TABLE1_OUTPUT, write_table1
 from stats_synthetic import clinical_table, predictions, write_table
 
 MODELS = ["Model-Clinical-LR", "Model-CR-DR", "Model-DR", "Model-CR", "Model-NoSeg-CR-DR"]
-SIGNAL = {"Model-CR-DR": 2.5, "Model-DR": 1.0, "Model-CR": 1.5, "Model-NoSeg-CR-DR": 1.8,
-          "Model-Clinical-LR": 1.2}
+SIGNAL = {
+    "Model-CR-DR": 2.5,
+    "Model-DR": 1.0,
+    "Model-CR": 1.5,
+    "Model-NoSeg-CR-DR": 1.8,
+    "Model-Clinical-LR": 1.2,
+}
 SIZES = {"TA": (150, 1), "TB": (130, 2), "TX": (85, 3)}
 
 
@@ -31,7 +36,8 @@ def cohort(tmp_path_factory):
             path = d / center / f"{model}.tsv"
             path.parent.mkdir(exist_ok=True)
             predictions(t, model, SIGNAL[model], seed * 100 + i, split).to_csv(
-                path, sep="\t", index=False, na_rep="NA")
+                path, sep="\t", index=False, na_rep="NA"
+            )
             preds[(center, model)] = path
     return d, tables, preds
 
@@ -48,7 +54,10 @@ def run(d, tables, preds, center, models, engine="python", name="out", settings=
         outputs=outputs,
         settings={"engine": engine, **(settings or {})},
     )
-    return {k: pd.read_csv(p, sep="\t", keep_default_na=False, na_values=["NA"]) for k, p in outputs.items()}
+    return {
+        k: pd.read_csv(p, sep="\t", keep_default_na=False, na_values=["NA"])
+        for k, p in outputs.items()
+    }
 
 
 def test_all_models_external_center(cohort):
@@ -63,14 +72,21 @@ def test_all_models_external_center(cohort):
     # pairs of the paper among the models present: CR-DR vs DR, CR, NoSeg, Clinical-LR
     dl = out["delong"]
     assert dl["model"].unique().tolist() == ["Model-CR-DR"]
-    assert dl["comparator"].tolist() == ["Model-DR", "Model-CR", "Model-NoSeg-CR-DR", "Model-Clinical-LR"]
+    assert dl["comparator"].tolist() == [
+        "Model-DR",
+        "Model-CR",
+        "Model-NoSeg-CR-DR",
+        "Model-Clinical-LR",
+    ]
     assert np.allclose(dl["auc_model"], disc.loc["Model-CR-DR", "auc"])
     nri = out["nri_idi"]
     assert len(nri) == 3 * 4
     assert set(nri["measure"]) == {"nri_continuous", "nri_categorical", "idi"}
     assert (nri.loc[nri["measure"] == "nri_categorical", "cutoffs"].astype(str) == "0.157").all()
     idi = nri[nri["measure"] == "idi"].set_index("comparator")
-    assert idi.loc["Model-DR", "value"] == pytest.approx(idi.loc["Model-DR", "events"] + idi.loc["Model-DR", "nonevents"])
+    assert idi.loc["Model-DR", "value"] == pytest.approx(
+        idi.loc["Model-DR", "events"] + idi.loc["Model-DR", "nonevents"]
+    )
     cal = out["calibration"]
     assert set(cal["row"]) == {"summary", "bin"}
     bins = cal[(cal["row"] == "bin") & (cal["model"] == "Model-CR-DR")]
@@ -79,8 +95,17 @@ def test_all_models_external_center(cohort):
     assert len(dc) == len(MODELS) * 60 and dc["threshold"].min() == pytest.approx(0.01)
     sub = out["subgroups"]
     assert (sub["model"] == "Model-CR-DR").all()
-    assert {"age", "sex", "treatment", "child_pugh", "cirrhosis", "bclc", "max_diameter_mm",
-            "lesion_number", "afp_ng_ml"} == set(sub["factor"])
+    assert {
+        "age",
+        "sex",
+        "treatment",
+        "child_pugh",
+        "cirrhosis",
+        "bclc",
+        "max_diameter_mm",
+        "lesion_number",
+        "afp_ng_ml",
+    } == set(sub["factor"])
     afp = sub[(sub["factor"] == "afp_ng_ml") & (sub["row"] == "comparison")]
     assert afp["level"].tolist() == ["<25 vs 25-400", "<25 vs >400", "25-400 vs >400"]
     small = sub[(sub["row"] == "level") & (sub["n"] < 10)]
@@ -171,9 +196,16 @@ def test_r_engine_matches_python_engine(cohort):
 @pytest.mark.parametrize("engine", ["python", pytest.param("r", marks=pytest.mark.r)])
 def test_write_table1(cohort, engine):
     d, tables, _ = cohort
-    out = write_table1([tables["TA"], tables["TB"]], [tables["TX"], tables["TA"]], ["TX", "TA2"],
-                       d / f"table1_{engine}.tsv", engine=engine)
-    back = pd.read_csv(d / f"table1_{engine}.tsv", sep="\t", keep_default_na=False, na_values=["NA"])
+    out = write_table1(
+        [tables["TA"], tables["TB"]],
+        [tables["TX"], tables["TA"]],
+        ["TX", "TA2"],
+        d / f"table1_{engine}.tsv",
+        engine=engine,
+    )
+    back = pd.read_csv(
+        d / f"table1_{engine}.tsv", sep="\t", keep_default_na=False, na_values=["NA"]
+    )
     assert list(back.columns) == TABLE1_OUTPUT
     assert back["external_center"].unique().tolist() == ["TX", "TA2"]
     head = back[(back["level"] == "") & (back["external_center"] == "TX")].set_index("variable")

@@ -22,10 +22,10 @@ def synthetic(seed=3, n=160):
     p1 = 1 / (1 + np.exp(-(rng.normal(size=n) + 1.3 * y - 1)))
     p2 = 1 / (1 + np.exp(-(rng.normal(size=n) + 0.5 * y - 1)))
     k = n // 8
-    p1[:k] = p1[k:2 * k]  # tied risks
+    p1[:k] = p1[k : 2 * k]  # tied risks
     p2 = np.round(p2, 2)  # many ties
     time = np.round(rng.exponential(400, n)) + 1
-    time[:k] = time[k:2 * k]  # tied times
+    time[:k] = time[k : 2 * k]  # tied times
     event = (rng.random(n) < 0.6).astype(float)
     group = np.where(p1 > np.median(p1), "high", "low")
     return dict(y=y, p1=p1, p2=p2, time=time, event=event, group=group)
@@ -41,20 +41,28 @@ def _cases(d=D):
         "auc_ci": lambda e: stats.auc_ci(d["y"], d["p1"], engine=e).summary,
         "delong_test": lambda e: stats.delong_test(d["y"], d["p1"], d["p2"], engine=e).summary,
         "delong_test_unpaired": lambda e: stats.delong_test_unpaired(
-            d["y"], d["p1"], y2, q2, engine=e).summary,
+            d["y"], d["p1"], y2, q2, engine=e
+        ).summary,
         "nri_continuous": lambda e: stats.nri(d["y"], d["p2"], d["p1"], engine=e).summary,
         "nri_categorical": lambda e: stats.nri(
-            d["y"], d["p2"], d["p1"], cutoffs=[0.157, 0.4], engine=e).summary,
+            d["y"], d["p2"], d["p1"], cutoffs=[0.157, 0.4], engine=e
+        ).summary,
         "idi": lambda e: stats.idi(d["y"], d["p2"], d["p1"], engine=e).summary,
         "calibration": lambda e: stats.calibration(d["y"], d["p1"], engine=e).summary,
         "calibration_curve": lambda e: stats.calibration(d["y"], d["p2"], bins=10, engine=e).curve,
         "net_benefit": lambda e: stats.net_benefit(
-            d["y"], d["p1"], np.arange(0.01, 0.61, 0.01), engine=e),
+            d["y"], d["p1"], np.arange(0.01, 0.61, 0.01), engine=e
+        ),
         "youden_threshold": lambda e: stats.youden_threshold(d["y"], d["p2"], engine=e).summary,
-        "km_logrank": lambda e: stats.km_logrank(d["time"], d["event"], d["group"], engine=e).summary,
-        "km_medians": lambda e: stats.km_logrank(d["time"], d["event"], d["group"], engine=e).groups,
+        "km_logrank": lambda e: stats.km_logrank(
+            d["time"], d["event"], d["group"], engine=e
+        ).summary,
+        "km_medians": lambda e: stats.km_logrank(
+            d["time"], d["event"], d["group"], engine=e
+        ).groups,
         "km_three_groups": lambda e: stats.km_logrank(
-            d["time"], d["event"], np.resize(["a", "b", "c"], len(d["y"])), engine=e).summary,
+            d["time"], d["event"], np.resize(["a", "b", "c"], len(d["y"])), engine=e
+        ).summary,
         "cox_hr": lambda e: stats.cox_hr(d["time"], d["event"], d["group"], engine=e).summary,
     }
 
@@ -176,20 +184,44 @@ def test_baseline_table_chooses_the_papers_tests():
         (lambda: stats.auc_ci([0, 1] * 10, [0.3] * 20, engine="python"), "all risks are equal"),
         (lambda: stats.auc_ci([0, 1] * 10, [0.1] * 19 + [np.nan], engine="python"), "missing"),
         (lambda: stats.auc_ci([0, 1, 2] * 5, np.linspace(0, 1, 15), engine="python"), "0/1"),
-        (lambda: stats.delong_test([0, 1] * 10, np.linspace(0, 1, 20), [0.2] * 19, engine="python"),
-         "19 values"),
-        (lambda: stats.calibration([0, 1] * 10, np.linspace(0.1, 1.5, 20), engine="python"),
-         "probabilities"),
-        (lambda: stats.nri([0, 1] * 10, np.linspace(0, 1, 20), np.linspace(0, 1, 20)[::-1],
-                           cutoffs=[0.5, 0.2], engine="python"), "increasing"),
-        (lambda: stats.km_logrank([1, 2, 3], [1, 0, 1], ["a", "a", "a"], engine="python"),
-         "two or more"),
-        (lambda: stats.km_logrank([1, 2, 3, 4], [0, 0, 0, 0], ["a", "b"] * 2, engine="python"),
-         "no events"),
-        (lambda: stats.cox_hr([1, 2, 3, 4, 5, 6], [1, 0, 1, 0, 0, 0], list("aaabbb"),
-                              engine="python"), "no events"),
-        (lambda: stats.net_benefit([0, 1] * 5, [0.5] * 10, [0.0, 0.5], engine="python"),
-         "strictly inside"),
+        (
+            lambda: stats.delong_test(
+                [0, 1] * 10, np.linspace(0, 1, 20), [0.2] * 19, engine="python"
+            ),
+            "19 values",
+        ),
+        (
+            lambda: stats.calibration([0, 1] * 10, np.linspace(0.1, 1.5, 20), engine="python"),
+            "probabilities",
+        ),
+        (
+            lambda: stats.nri(
+                [0, 1] * 10,
+                np.linspace(0, 1, 20),
+                np.linspace(0, 1, 20)[::-1],
+                cutoffs=[0.5, 0.2],
+                engine="python",
+            ),
+            "increasing",
+        ),
+        (
+            lambda: stats.km_logrank([1, 2, 3], [1, 0, 1], ["a", "a", "a"], engine="python"),
+            "two or more",
+        ),
+        (
+            lambda: stats.km_logrank([1, 2, 3, 4], [0, 0, 0, 0], ["a", "b"] * 2, engine="python"),
+            "no events",
+        ),
+        (
+            lambda: stats.cox_hr(
+                [1, 2, 3, 4, 5, 6], [1, 0, 1, 0, 0, 0], list("aaabbb"), engine="python"
+            ),
+            "no events",
+        ),
+        (
+            lambda: stats.net_benefit([0, 1] * 5, [0.5] * 10, [0.0, 0.5], engine="python"),
+            "strictly inside",
+        ),
     ],
 )
 def test_degenerate_inputs_raise(call, message):
@@ -206,10 +238,15 @@ PERFECT = Y * 0.5 + P * 0.1
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda e: stats.delong_test(Y, P, P ** 2, engine=e), "identical DeLong placements"),
-        (lambda e: stats.delong_test_unpaired(Y, PERFECT, Y, PERFECT + 0.01, engine=e),
-         "zero DeLong variance"),
-        (lambda e: stats.nri(Y, P, P + 0.01, cutoffs=[0.99], engine=e), "no patient is reclassified"),
+        (lambda e: stats.delong_test(Y, P, P**2, engine=e), "identical DeLong placements"),
+        (
+            lambda e: stats.delong_test_unpaired(Y, PERFECT, Y, PERFECT + 0.01, engine=e),
+            "zero DeLong variance",
+        ),
+        (
+            lambda e: stats.nri(Y, P, P + 0.01, cutoffs=[0.99], engine=e),
+            "no patient is reclassified",
+        ),
         (lambda e: stats.idi(Y, P, P + 0.01, engine=e), "zero variance"),
     ],
 )

@@ -64,7 +64,8 @@ def call(name: str, *args) -> dict:
     """Call R function ``name`` of engine.R; its named list comes back as a dict.
 
     An R error (data R refuses) becomes DegenerateInput, so an analysis gets an NA row
-    with R's message as the reason instead of crashing the center. Length-1 numeric vectors become floats; longer ones NumPy arrays; NA becomes NaN.
+    with R's message as the reason instead of crashing the center. Length-1 numeric vectors
+    become floats; longer ones NumPy arrays; NA becomes NaN.
     """
     from rpy2.rinterface_lib.embedded import RRuntimeError
 
