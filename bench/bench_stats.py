@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -16,8 +17,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 GOAL_S = 10.0
 CENTERS = {"YPH": 71, "ZPH": 70, "SPH": 70, "NFH": 70, "ZCPH": 85}
-MODELS = ["Model-CR-DR", "Model-DR", "Model-CR", "Model-NoSeg-CR-DR", "Model-Logistic-CR-DR",
-          "Model-Clinical-LR"]
+MODELS = [
+    "Model-CR-DR",
+    "Model-DR",
+    "Model-CR",
+    "Model-NoSeg-CR-DR",
+    "Model-Logistic-CR-DR",
+    "Model-Clinical-LR",
+]
 SIGNAL = [2.5, 1.0, 1.6, 1.8, 1.7, 1.2]
 
 STAGE = """
@@ -59,8 +66,12 @@ def make_inputs(root: Path) -> dict:
             path.parent.mkdir(exist_ok=True)
             predictions(t, model, s, 1000 * i + j, split).to_csv(path, sep="\t", index=False)
             preds[center][model] = str(path)
-    return {"tables": tables, "preds": preds, "models": MODELS,
-            "train": [c for c in CENTERS if c != "ZCPH"]}
+    return {
+        "tables": tables,
+        "preds": preds,
+        "models": MODELS,
+        "train": [c for c in CENTERS if c != "ZCPH"],
+    }
 
 
 def stage(job: dict, engine: str, root: Path) -> dict:
@@ -68,12 +79,24 @@ def stage(job: dict, engine: str, root: Path) -> dict:
     job_file = root / f"job_{engine}.json"
     job_file.write_text(json.dumps(job))
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", STAGE, str(job_file)], check=True,
-                         capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [sys.executable, "-c", STAGE, str(job_file)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     wall = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     inner = json.loads(res.stdout.strip().splitlines()[-1])
-    return {"wall_s": round(wall, 3), "in_process_s": round(inner["in_process_s"], 3)}
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "in_process_s": round(inner["in_process_s"], 3),
+    }
 
 
 def run() -> dict:
@@ -86,9 +109,12 @@ def run() -> dict:
         "patients": sum(CENTERS.values()),
         "models": len(MODELS),
         "r_engine_s": r["wall_s"],
+        "r_engine_cpu_s": r["cpu_s"],
         "r_engine_in_process_s": r["in_process_s"],
         "python_engine_s": py["wall_s"],
+        "python_engine_cpu_s": py["cpu_s"],
         "python_engine_in_process_s": py["in_process_s"],
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "goal": f"R engine, whole stats stage with start-up <= {GOAL_S:g} s",
         "met": r["wall_s"] <= GOAL_S,
     }

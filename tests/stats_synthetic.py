@@ -15,20 +15,22 @@ from mtnet.stats.factors import RADIOLOGICAL
 
 def clinical_table(center: str, n: int, seed: int, event_rate: float = 0.15) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "patient_id": [f"{center}-{i + 1:04d}" for i in range(n)],
-        "age": rng.normal(56, 12, n).round(1),
-        "sex": rng.choice(["M", "F"], n, p=[0.8, 0.2]),
-        "treatment": rng.choice(["resection", "TACE", "ablation"], n, p=[0.3, 0.6, 0.1]),
-        "hbv": rng.binomial(1, 0.9, n),
-        "cirrhosis": rng.binomial(1, 0.55, n),
-        "child_pugh": rng.choice(["A", "B"], n, p=[0.85, 0.15]),
-        "bclc": rng.choice(["0", "A", "B"], n, p=[0.12, 0.6, 0.28]),
-        "max_diameter_mm": np.exp(rng.normal(4.1, 0.5, n)).round(1),
-        "lesion_number": rng.choice([1, 2, 3, 4, 5], n, p=[0.65, 0.17, 0.08, 0.06, 0.04]),
-        "afp_ng_ml": np.exp(rng.normal(4, 2.5, n)).round(1),
-        "location": rng.choice(["left", "right", "both"], n),
-    })
+    df = pd.DataFrame(
+        {
+            "patient_id": [f"{center}-{i + 1:04d}" for i in range(n)],
+            "age": rng.normal(56, 12, n).round(1),
+            "sex": rng.choice(["M", "F"], n, p=[0.8, 0.2]),
+            "treatment": rng.choice(["resection", "TACE", "ablation"], n, p=[0.3, 0.6, 0.1]),
+            "hbv": rng.binomial(1, 0.9, n),
+            "cirrhosis": rng.binomial(1, 0.55, n),
+            "child_pugh": rng.choice(["A", "B"], n, p=[0.85, 0.15]),
+            "bclc": rng.choice(["0", "A", "B"], n, p=[0.12, 0.6, 0.28]),
+            "max_diameter_mm": np.exp(rng.normal(4.1, 0.5, n)).round(1),
+            "lesion_number": rng.choice([1, 2, 3, 4, 5], n, p=[0.65, 0.17, 0.08, 0.06, 0.04]),
+            "afp_ng_ml": np.exp(rng.normal(4, 2.5, n)).round(1),
+            "location": rng.choice(["left", "right", "both"], n),
+        }
+    )
     for col in RADIOLOGICAL:
         df[col] = rng.binomial(1, 0.35, n)
     df["enhancement_ratio"] = rng.normal(1.2, 0.2, n).round(3)
@@ -61,20 +63,24 @@ def write_table(df: pd.DataFrame, path) -> str:
     return str(path)
 
 
-def predictions(table: pd.DataFrame, model: str, signal: float, seed: int, split: str) -> pd.DataFrame:
+def predictions(
+    table: pd.DataFrame, model: str, signal: float, seed: int, split: str
+) -> pd.DataFrame:
     """A model's predictions for the patients of a table: logit risk = signal * mvi + noise."""
     rng = np.random.default_rng(seed)
     n = len(table)
     eta = -2.0 + signal * table["mvi"].to_numpy() + rng.normal(0, 1, n)
-    out = pd.DataFrame({
-        "patient_id": table["patient_id"],
-        "center": table["center"],
-        "model": model,
-        "risk": 1 / (1 + np.exp(-eta)),
-        "mvi": table["mvi"],
-        "time_to_mvi_days": table["time_to_mvi_days"],
-        "death": table["death"],
-        "os_days": table["os_days"],
-        "split": split,
-    })
+    out = pd.DataFrame(
+        {
+            "patient_id": table["patient_id"],
+            "center": table["center"],
+            "model": model,
+            "risk": 1 / (1 + np.exp(-eta)),
+            "mvi": table["mvi"],
+            "time_to_mvi_days": table["time_to_mvi_days"],
+            "death": table["death"],
+            "os_days": table["os_days"],
+            "split": split,
+        }
+    )
     return out[PREDICTION_COLUMNS]

@@ -14,8 +14,13 @@ from mtnet.stats.table1 import TABLE1_OUTPUT, write_table1
 from stats_synthetic import clinical_table, predictions, write_table
 
 MODELS = ["Model-Clinical-LR", "Model-CR-DR", "Model-DR", "Model-CR", "Model-NoSeg-CR-DR"]
-SIGNAL = {"Model-CR-DR": 2.5, "Model-DR": 1.0, "Model-CR": 1.5, "Model-NoSeg-CR-DR": 1.8,
-          "Model-Clinical-LR": 1.2}
+SIGNAL = {
+    "Model-CR-DR": 2.5,
+    "Model-DR": 1.0,
+    "Model-CR": 1.5,
+    "Model-NoSeg-CR-DR": 1.8,
+    "Model-Clinical-LR": 1.2,
+}
 SIZES = {"TA": (150, 1), "TB": (130, 2), "TX": (85, 3)}
 
 
@@ -31,7 +36,8 @@ def cohort(tmp_path_factory):
             path = d / center / f"{model}.tsv"
             path.parent.mkdir(exist_ok=True)
             predictions(t, model, SIGNAL[model], seed * 100 + i, split).to_csv(
-                path, sep="\t", index=False, na_rep="NA")
+                path, sep="\t", index=False, na_rep="NA"
+            )
             preds[(center, model)] = path
     return d, tables, preds
 
@@ -48,7 +54,10 @@ def run(d, tables, preds, center, models, engine="python", name="out", settings=
         outputs=outputs,
         settings={"engine": engine, **(settings or {})},
     )
-    return {k: pd.read_csv(p, sep="\t", keep_default_na=False, na_values=["NA"]) for k, p in outputs.items()}
+    return {
+        k: pd.read_csv(p, sep="\t", keep_default_na=False, na_values=["NA"])
+        for k, p in outputs.items()
+    }
 
 
 def test_all_models_external_center(cohort):
@@ -63,14 +72,21 @@ def test_all_models_external_center(cohort):
     # pairs of the paper among the models present: CR-DR vs DR, CR, NoSeg, Clinical-LR
     dl = out["delong"]
     assert dl["model"].unique().tolist() == ["Model-CR-DR"]
-    assert dl["comparator"].tolist() == ["Model-DR", "Model-CR", "Model-NoSeg-CR-DR", "Model-Clinical-LR"]
+    assert dl["comparator"].tolist() == [
+        "Model-DR",
+        "Model-CR",
+        "Model-NoSeg-CR-DR",
+        "Model-Clinical-LR",
+    ]
     assert np.allclose(dl["auc_model"], disc.loc["Model-CR-DR", "auc"])
     nri = out["nri_idi"]
     assert len(nri) == 3 * 4
     assert set(nri["measure"]) == {"nri_continuous", "nri_categorical", "idi"}
     assert (nri.loc[nri["measure"] == "nri_categorical", "cutoffs"].astype(str) == "0.157").all()
     idi = nri[nri["measure"] == "idi"].set_index("comparator")
-    assert idi.loc["Model-DR", "value"] == pytest.approx(idi.loc["Model-DR", "events"] + idi.loc["Model-DR", "nonevents"])
+    assert idi.loc["Model-DR", "value"] == pytest.approx(
+        idi.loc["Model-DR", "events"] + idi.loc["Model-DR", "nonevents"]
+    )
     cal = out["calibration"]
     assert set(cal["row"]) == {"summary", "bin"}
     bins = cal[(cal["row"] == "bin") & (cal["model"] == "Model-CR-DR")]
@@ -79,8 +95,17 @@ def test_all_models_external_center(cohort):
     assert len(dc) == len(MODELS) * 60 and dc["threshold"].min() == pytest.approx(0.01)
     sub = out["subgroups"]
     assert (sub["model"] == "Model-CR-DR").all()
-    assert {"age", "sex", "treatment", "child_pugh", "cirrhosis", "bclc", "max_diameter_mm",
-            "lesion_number", "afp_ng_ml"} == set(sub["factor"])
+    assert {
+        "age",
+        "sex",
+        "treatment",
+        "child_pugh",
+        "cirrhosis",
+        "bclc",
+        "max_diameter_mm",
+        "lesion_number",
+        "afp_ng_ml",
+    } == set(sub["factor"])
     afp = sub[(sub["factor"] == "afp_ng_ml") & (sub["row"] == "comparison")]
     assert afp["level"].tolist() == ["<25 vs 25-400", "<25 vs >400", "25-400 vs >400"]
     small = sub[(sub["row"] == "level") & (sub["n"] < 10)]
@@ -146,6 +171,10 @@ def test_missing_prediction_column_is_an_input_error(cohort, tmp_path):
     frame.to_csv(tmp_path / "x.tsv", sep="\t", index=False)
     with pytest.raises(InputError, match=r"x.tsv: missing column\(s\) \['os_days'\]"):
         analyses.read_predictions([tmp_path / "x.tsv"], ["Model-CR-DR"])
+    frame = pd.read_csv(preds[("TX", "Model-CR-DR")], sep="\t")
+    frame.to_csv(tmp_path / "Model-DR.tsv", sep="\t", index=False)
+    with pytest.raises(InputError, match="named for Model-DR but its model column says"):
+        analyses.read_predictions([tmp_path / "Model-DR.tsv"], ["Model-DR"])
 
 
 @pytest.mark.r
@@ -167,12 +196,39 @@ def test_r_engine_matches_python_engine(cohort):
 @pytest.mark.parametrize("engine", ["python", pytest.param("r", marks=pytest.mark.r)])
 def test_write_table1(cohort, engine):
     d, tables, _ = cohort
-    out = write_table1([tables["TA"], tables["TB"]], [tables["TX"], tables["TA"]], ["TX", "TA2"],
-                       d / f"table1_{engine}.tsv", engine=engine)
-    back = pd.read_csv(d / f"table1_{engine}.tsv", sep="\t", keep_default_na=False, na_values=["NA"])
+    out = write_table1(
+        [tables["TA"], tables["TB"]],
+        [tables["TX"], tables["TA"]],
+        ["TX", "TA2"],
+        d / f"table1_{engine}.tsv",
+        engine=engine,
+    )
+    back = pd.read_csv(
+        d / f"table1_{engine}.tsv", sep="\t", keep_default_na=False, na_values=["NA"]
+    )
     assert list(back.columns) == TABLE1_OUTPUT
     assert back["external_center"].unique().tolist() == ["TX", "TA2"]
     head = back[(back["level"] == "") & (back["external_center"] == "TX")].set_index("variable")
     assert head.loc["age", "train"].count("±") == 1 or "(" in head.loc["age", "train"]
     assert head["p"].notna().sum() >= 15
     assert len(out) == len(back)
+
+
+def test_h_score_column_splits_at_the_training_median(cohort, tmp_path):
+    d, tables, preds = cohort
+    withh = dict(preds)
+    medians = []
+    for center in ("TA", "TB", "TX"):
+        frame = pd.read_csv(preds[(center, "Model-CR-DR")], sep="\t", dtype={"patient_id": str})
+        frame["h_score"] = np.linspace(0.2, 0.9, len(frame)) ** (2 if center == "TA" else 1)
+        if center != "TX":
+            medians.append(frame["h_score"])
+        withh[(center, "Model-CR-DR")] = tmp_path / f"{center}.tsv"
+        frame.to_csv(withh[(center, "Model-CR-DR")], sep="\t", index=False)
+    out = run(d, tables, withh, "TX", ["Model-CR-DR"], name="hscore")
+    h = out["survival"][out["survival"]["split_by"] == "h_score_median"]
+    assert (h["score"] == "h_score").all()
+    assert h["threshold"].iloc[0] == pytest.approx(float(np.median(pd.concat(medians))))
+    groups = h[(h["row"] == "group") & (h["endpoint"] == "os")].set_index("group")
+    tx = np.linspace(0.2, 0.9, 85)
+    assert groups.loc["high", "n"] == int(np.sum(tx > h["threshold"].iloc[0]))

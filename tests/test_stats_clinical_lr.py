@@ -19,8 +19,10 @@ from stats_synthetic import clinical_table, write_table
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     d = tmp_path_factory.mktemp("lr")
-    tables = [write_table(clinical_table("TA", 300, 1), d / "TA.tsv"),
-              write_table(clinical_table("TB", 260, 2), d / "TB.tsv")]
+    tables = [
+        write_table(clinical_table("TA", 300, 1), d / "TA.tsv"),
+        write_table(clinical_table("TB", 260, 2), d / "TB.tsv"),
+    ]
     model = clinical_lr.fit_and_save(tables, d / "model.json", d / "coefficients.tsv")
     return d, tables, model
 
@@ -37,8 +39,16 @@ def test_maximum_likelihood_fit_and_coefficients(fitted):
         assert terms.loc[term, "ci_low"] < terms.loc[term, "OR"] < terms.loc[term, "ci_high"]
     assert np.allclose(terms["OR"], np.exp(terms["coef"]))
     # encoding as tabulated: dummies against the reference levels
-    assert {"sex[F]", "treatment[TACE]", "treatment[ablation]", "bclc[A]", "lesion_number[>3]",
-            "afp_ng_ml[>400]", "age", "max_diameter_mm"} <= set(terms.index)
+    assert {
+        "sex[F]",
+        "treatment[TACE]",
+        "treatment[ablation]",
+        "bclc[A]",
+        "lesion_number[>3]",
+        "afp_ng_ml[>400]",
+        "age",
+        "max_diameter_mm",
+    } <= set(terms.index)
     # per-unit coefficients equal a plain statsmodels fit on the unstandardised design
     train = pd.concat([clinical_lr.read_clinical(t) for t in tables], ignore_index=True)
     x = clinical_lr.design_matrix(train, model["terms"])
@@ -52,15 +62,21 @@ def test_maximum_likelihood_fit_and_coefficients(fitted):
 def test_predict_table_contract(fitted, tmp_path):
     d, tables, model = fitted
     ext = clinical_table("TX", 90, 3)
-    out = clinical_lr.predict_table(d / "model.json", write_table(ext, tmp_path / "TX.tsv"),
-                                    center="TX", role="external", out_path=tmp_path / "p.tsv")
+    out = clinical_lr.predict_table(
+        d / "model.json",
+        write_table(ext, tmp_path / "TX.tsv"),
+        center="TX",
+        role="external",
+        out_path=tmp_path / "p.tsv",
+    )
     back = pd.read_csv(tmp_path / "p.tsv", sep="\t", dtype={"patient_id": str})
     assert list(back.columns) == PREDICTION_COLUMNS
     assert (back["split"] == "external").all() and (back["model"] == "Model-Clinical-LR").all()
     assert back["patient_id"].tolist() == ext["patient_id"].tolist()
     assert back["risk"].between(0, 1).all() and back["mvi"].tolist() == ext["mvi"].tolist()
-    train = clinical_lr.predict_table(d / "model.json", tables[0], center="TA", role="train",
-                                      out_path=tmp_path / "a.tsv")
+    train = clinical_lr.predict_table(
+        d / "model.json", tables[0], center="TA", role="train", out_path=tmp_path / "a.tsv"
+    )
     assert (train["split"] == "apparent").all()
     # maximum likelihood with an intercept: mean fitted risk = event rate on the training set
     both = pd.concat([clinical_lr.read_clinical(t) for t in tables], ignore_index=True)
@@ -100,8 +116,13 @@ def test_small_pooled_tables_fall_back_to_l2(tmp_path, caplog):
     assert np.max(np.abs(grad)) < 1e-6
     # predictions for a center whose table misses a factor entirely: imputed, logged
     ext = clinical_table("TX", 15, 13).drop(columns=["age"])
-    out = clinical_lr.predict_table(tmp_path / "m.json", write_table(ext, tmp_path / "TX.tsv"),
-                                    "TX", "external", tmp_path / "p.tsv")
+    out = clinical_lr.predict_table(
+        tmp_path / "m.json",
+        write_table(ext, tmp_path / "TX.tsv"),
+        "TX",
+        "external",
+        tmp_path / "p.tsv",
+    )
     assert out["risk"].notna().all()
 
 
@@ -115,9 +136,17 @@ def test_bad_inputs(tmp_path, fitted):
         clinical_lr.fit([write_table(empty, tmp_path / "empty.tsv")])
     bad = clinical_table("TX", 12, 6)
     bad.loc[bad.index[4], "bclc"] = "C"
-    with pytest.raises(InputError, match=r"center TX, patient TX-0005, column bclc.*unknown code 'C'"):
-        clinical_lr.predict_table(d / "model.json", write_table(bad, tmp_path / "bad.tsv"),
-                                  "TX", "external", tmp_path / "p.tsv")
+    with pytest.raises(
+        InputError, match=r"center TX, patient TX-0005, column bclc.*unknown code 'C'"
+    ):
+        clinical_lr.predict_table(
+            d / "model.json",
+            write_table(bad, tmp_path / "bad.tsv"),
+            "TX",
+            "external",
+            tmp_path / "p.tsv",
+        )
     with pytest.raises(InputError, match="unknown role"):
-        clinical_lr.predict_table(d / "model.json", tmp_path / "bad.tsv", "TX", "test",
-                                  tmp_path / "p.tsv")
+        clinical_lr.predict_table(
+            d / "model.json", tmp_path / "bad.tsv", "TX", "test", tmp_path / "p.tsv"
+        )

@@ -4,6 +4,8 @@ package; degenerate inputs raise DegenerateInput."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,39 +21,48 @@ def synthetic(seed=3, n=160):
     y = (rng.random(n) < 0.3).astype(float)
     p1 = 1 / (1 + np.exp(-(rng.normal(size=n) + 1.3 * y - 1)))
     p2 = 1 / (1 + np.exp(-(rng.normal(size=n) + 0.5 * y - 1)))
-    p1[:12] = p1[12:24]  # tied risks
+    k = n // 8
+    p1[:k] = p1[k : 2 * k]  # tied risks
     p2 = np.round(p2, 2)  # many ties
     time = np.round(rng.exponential(400, n)) + 1
-    time[:20] = time[20:40]  # tied times
+    time[:k] = time[k : 2 * k]  # tied times
     event = (rng.random(n) < 0.6).astype(float)
     group = np.where(p1 > np.median(p1), "high", "low")
     return dict(y=y, p1=p1, p2=p2, time=time, event=event, group=group)
 
 
 D = synthetic()
+DATASETS = {"n160": D, "n20": synthetic(6, 20), "n37": synthetic(10, 37)}
 
 
-def _cases():
-    d = D
-    y2, q2 = d["y"][:90], d["p2"][:90]
+def _cases(d=D):
+    y2, q2 = d["y"][: len(d["y"]) * 9 // 16], d["p2"][: len(d["y"]) * 9 // 16]
     return {
         "auc_ci": lambda e: stats.auc_ci(d["y"], d["p1"], engine=e).summary,
         "delong_test": lambda e: stats.delong_test(d["y"], d["p1"], d["p2"], engine=e).summary,
         "delong_test_unpaired": lambda e: stats.delong_test_unpaired(
-            d["y"], d["p1"], y2, q2, engine=e).summary,
+            d["y"], d["p1"], y2, q2, engine=e
+        ).summary,
         "nri_continuous": lambda e: stats.nri(d["y"], d["p2"], d["p1"], engine=e).summary,
         "nri_categorical": lambda e: stats.nri(
-            d["y"], d["p2"], d["p1"], cutoffs=[0.157, 0.4], engine=e).summary,
+            d["y"], d["p2"], d["p1"], cutoffs=[0.157, 0.4], engine=e
+        ).summary,
         "idi": lambda e: stats.idi(d["y"], d["p2"], d["p1"], engine=e).summary,
         "calibration": lambda e: stats.calibration(d["y"], d["p1"], engine=e).summary,
         "calibration_curve": lambda e: stats.calibration(d["y"], d["p2"], bins=10, engine=e).curve,
         "net_benefit": lambda e: stats.net_benefit(
-            d["y"], d["p1"], np.arange(0.01, 0.61, 0.01), engine=e),
+            d["y"], d["p1"], np.arange(0.01, 0.61, 0.01), engine=e
+        ),
         "youden_threshold": lambda e: stats.youden_threshold(d["y"], d["p2"], engine=e).summary,
-        "km_logrank": lambda e: stats.km_logrank(d["time"], d["event"], d["group"], engine=e).summary,
-        "km_medians": lambda e: stats.km_logrank(d["time"], d["event"], d["group"], engine=e).groups,
+        "km_logrank": lambda e: stats.km_logrank(
+            d["time"], d["event"], d["group"], engine=e
+        ).summary,
+        "km_medians": lambda e: stats.km_logrank(
+            d["time"], d["event"], d["group"], engine=e
+        ).groups,
         "km_three_groups": lambda e: stats.km_logrank(
-            d["time"], d["event"], np.array(["a", "b", "c"] * 53 + ["a"]), engine=e).summary,
+            d["time"], d["event"], np.resize(["a", "b", "c"], len(d["y"])), engine=e
+        ).summary,
         "cox_hr": lambda e: stats.cox_hr(d["time"], d["event"], d["group"], engine=e).summary,
     }
 
@@ -62,14 +73,22 @@ def max_difference(a: pd.DataFrame, b: pd.DataFrame) -> float:
     assert num, "nothing numeric to compare"
     x, y = a[num].to_numpy(float), b[num].to_numpy(float)
     assert (np.isnan(x) == np.isnan(y)).all()
-    return float(np.nanmax(np.abs(x - y)))
+    same = (x == y) | np.isnan(x)  # equal infinities (Youden's -Inf) and NaN (not reached)
+    return float(np.max(np.where(same, 0.0, np.abs(x - y)), initial=0.0))
 
 
 @pytest.mark.r
+@pytest.mark.parametrize("data", list(DATASETS))
 @pytest.mark.parametrize("name", list(_cases()))
-def test_engines_agree(name):
-    case = _cases()[name]
-    r, py = case("r"), case("python")
+def test_engines_agree(name, data):
+    case = _cases(DATASETS[data])[name]
+    try:
+        r = case("r")
+    except DegenerateInput as err:  # small data: then the Python engine refuses it too
+        with pytest.raises(DegenerateInput, match=re.escape(str(err)[:20])):
+            case("python")
+        return
+    py = case("python")
     assert max_difference(r, py) < TOL, f"{name}:\n{r}\n{py}"
 
 
@@ -165,20 +184,44 @@ def test_baseline_table_chooses_the_papers_tests():
         (lambda: stats.auc_ci([0, 1] * 10, [0.3] * 20, engine="python"), "all risks are equal"),
         (lambda: stats.auc_ci([0, 1] * 10, [0.1] * 19 + [np.nan], engine="python"), "missing"),
         (lambda: stats.auc_ci([0, 1, 2] * 5, np.linspace(0, 1, 15), engine="python"), "0/1"),
-        (lambda: stats.delong_test([0, 1] * 10, np.linspace(0, 1, 20), [0.2] * 19, engine="python"),
-         "19 values"),
-        (lambda: stats.calibration([0, 1] * 10, np.linspace(0.1, 1.5, 20), engine="python"),
-         "probabilities"),
-        (lambda: stats.nri([0, 1] * 10, np.linspace(0, 1, 20), np.linspace(0, 1, 20)[::-1],
-                           cutoffs=[0.5, 0.2], engine="python"), "increasing"),
-        (lambda: stats.km_logrank([1, 2, 3], [1, 0, 1], ["a", "a", "a"], engine="python"),
-         "two or more"),
-        (lambda: stats.km_logrank([1, 2, 3, 4], [0, 0, 0, 0], ["a", "b"] * 2, engine="python"),
-         "no events"),
-        (lambda: stats.cox_hr([1, 2, 3, 4, 5, 6], [1, 0, 1, 0, 0, 0], list("aaabbb"),
-                              engine="python"), "no events"),
-        (lambda: stats.net_benefit([0, 1] * 5, [0.5] * 10, [0.0, 0.5], engine="python"),
-         "strictly inside"),
+        (
+            lambda: stats.delong_test(
+                [0, 1] * 10, np.linspace(0, 1, 20), [0.2] * 19, engine="python"
+            ),
+            "19 values",
+        ),
+        (
+            lambda: stats.calibration([0, 1] * 10, np.linspace(0.1, 1.5, 20), engine="python"),
+            "probabilities",
+        ),
+        (
+            lambda: stats.nri(
+                [0, 1] * 10,
+                np.linspace(0, 1, 20),
+                np.linspace(0, 1, 20)[::-1],
+                cutoffs=[0.5, 0.2],
+                engine="python",
+            ),
+            "increasing",
+        ),
+        (
+            lambda: stats.km_logrank([1, 2, 3], [1, 0, 1], ["a", "a", "a"], engine="python"),
+            "two or more",
+        ),
+        (
+            lambda: stats.km_logrank([1, 2, 3, 4], [0, 0, 0, 0], ["a", "b"] * 2, engine="python"),
+            "no events",
+        ),
+        (
+            lambda: stats.cox_hr(
+                [1, 2, 3, 4, 5, 6], [1, 0, 1, 0, 0, 0], list("aaabbb"), engine="python"
+            ),
+            "no events",
+        ),
+        (
+            lambda: stats.net_benefit([0, 1] * 5, [0.5] * 10, [0.0, 0.5], engine="python"),
+            "strictly inside",
+        ),
     ],
 )
 def test_degenerate_inputs_raise(call, message):
@@ -186,6 +229,41 @@ def test_degenerate_inputs_raise(call, message):
         call()
 
 
+Y = np.array([0, 1] * 15, float)
+P = np.linspace(0.05, 0.95, 30)
+PERFECT = Y * 0.5 + P * 0.1
+
+
+@pytest.mark.parametrize("engine", ["python", pytest.param("r", marks=pytest.mark.r)])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda e: stats.delong_test(Y, P, P**2, engine=e), "identical DeLong placements"),
+        (
+            lambda e: stats.delong_test_unpaired(Y, PERFECT, Y, PERFECT + 0.01, engine=e),
+            "zero DeLong variance",
+        ),
+        (
+            lambda e: stats.nri(Y, P, P + 0.01, cutoffs=[0.99], engine=e),
+            "no patient is reclassified",
+        ),
+        (lambda e: stats.idi(Y, P, P + 0.01, engine=e), "zero variance"),
+    ],
+)
+def test_zero_variance_is_no_test(engine, call, message):
+    """pROC answers p = 1 for identical rankings and NaN elsewhere: both engines refuse."""
+    with pytest.raises(DegenerateInput, match=message):
+        call(engine)
+
+
 def test_unknown_engine():
     with pytest.raises(ValueError, match="engine must be one of"):
         stats.auc_ci([0, 1] * 5, np.linspace(0, 1, 10), engine="sas")
+
+
+@pytest.mark.r
+def test_an_r_error_becomes_degenerate_input():
+    from mtnet.stats import r_engine
+
+    with pytest.raises(DegenerateInput, match="R error in mtnet_cox: .*different lengths"):
+        r_engine.call("mtnet_cox", [1.0, 2.0], [1.0], [0.0, 1.0], 0.95)

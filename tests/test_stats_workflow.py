@@ -22,15 +22,30 @@ def test_stats_rules_on_tiny_tables(tmp_path):
         f"results/stats/{c}/{k}.tsv" for c in ("TX", "pooled_train") for k in COLUMNS
     ]
     res = run_snakemake(
-        ["--cores", "1", "--allowed-rules", "train_clinical_lr", "predict_clinical_lr", "stats",
-         "table1", "--replace-workflow-config", *targets],
-        tmp_path, timeout=300, configfiles=[REPO / "config" / "tiny.yaml"],
+        [
+            "--cores",
+            "1",
+            "--allowed-rules",
+            "train_clinical_lr",
+            "predict_clinical_lr",
+            "stats",
+            "table1",
+            "--replace-workflow-config",
+            *targets,
+        ],
+        tmp_path,
+        timeout=300,
+        configfiles=[REPO / "config" / "tiny.yaml"],
     )
     assert res.returncode == 0, res.stderr[-3000:]
     pred = pd.read_csv(tmp_path / "results/predictions/TA/Model-Clinical-LR.tsv", sep="\t")
     assert (pred["split"] == "apparent").all() and len(pred) == 20
-    disc = pd.read_csv(tmp_path / "results/stats/TX/discrimination.tsv", sep="\t",
-                       keep_default_na=False, na_values=["NA"])
+    disc = pd.read_csv(
+        tmp_path / "results/stats/TX/discrimination.tsv",
+        sep="\t",
+        keep_default_na=False,
+        na_values=["NA"],
+    )
     assert list(disc.columns) == COLUMNS["discrimination"]
     assert disc["model"].tolist() == ["Model-Clinical-LR"] and disc["n"].tolist() == [20]
     assert 0 <= disc["auc"].iloc[0] <= 1 and disc["engine"].tolist() == ["r"]

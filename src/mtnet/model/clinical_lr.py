@@ -18,8 +18,9 @@ Fit: predictors are standardised (training mean and SD) and the maximum-likeliho
 (Newton) is tried first. Under (quasi-)separation, non-convergence or a coefficient beyond
 |10| per SD (an odds ratio above e^10 per SD), the model is refitted with a small L2 penalty
 on the standardised coefficients (not the intercept): log-likelihood - 1/2 * sum beta^2,
-i.e. a N(0, 1) prior per SD of each factor (scikit-learn, C = 1). Wald CIs and p-values are not valid after penalisation and are NA then, with
-the reason in ``note``. Coefficients are reported per unit of each factor.
+i.e. a N(0, 1) prior per SD of each factor (scikit-learn, C = 1). Wald CIs and p-values
+are not valid after penalisation and are NA then, with the reason in ``note``.
+Coefficients are reported per unit of each factor.
 """
 
 from __future__ import annotations
@@ -41,10 +42,31 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "Model-Clinical-LR"
 CONTINUOUS = ["age", "max_diameter_mm", "enhancement_ratio"]
-CATEGORICAL = ["sex", "treatment", "hbv", "cirrhosis", "child_pugh", "bclc", "lesion_number",
-               "afp_ng_ml", *RADIOLOGICAL]
-FACTORS = ["age", "sex", "treatment", "hbv", "cirrhosis", "child_pugh", "bclc",
-           "max_diameter_mm", "lesion_number", "afp_ng_ml", *RADIOLOGICAL, "enhancement_ratio"]
+CATEGORICAL = [
+    "sex",
+    "treatment",
+    "hbv",
+    "cirrhosis",
+    "child_pugh",
+    "bclc",
+    "lesion_number",
+    "afp_ng_ml",
+    *RADIOLOGICAL,
+]
+FACTORS = [
+    "age",
+    "sex",
+    "treatment",
+    "hbv",
+    "cirrhosis",
+    "child_pugh",
+    "bclc",
+    "max_diameter_mm",
+    "lesion_number",
+    "afp_ng_ml",
+    *RADIOLOGICAL,
+    "enhancement_ratio",
+]
 OUTCOME_COLUMNS = ["mvi", "time_to_mvi_days", "death", "os_days"]
 MAX_ABS_STD_COEF = 10.0
 ROLE_SPLIT = {"train": "apparent", "external": "external"}
@@ -58,8 +80,13 @@ def read_clinical(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError("clinical table not found", path=path)
-    df = pd.read_csv(path, sep="\t", dtype={"patient_id": str, "center": str},
-                     na_values=["NA"], keep_default_na=True)
+    df = pd.read_csv(
+        path,
+        sep="\t",
+        dtype={"patient_id": str, "center": str},
+        na_values=["NA"],
+        keep_default_na=True,
+    )
     if "patient_id" not in df:
         raise InputError("no patient_id column", path=path, fix="write the canonical columns")
     if df["patient_id"].duplicated().any():
@@ -76,33 +103,55 @@ def build_encoding(train: pd.DataFrame) -> tuple[list[dict], list[dict]]:
     terms, dropped = [], []
     for col in FACTORS:
         if col not in train or train[col].isna().all():
-            dropped.append({"column": col, "reason": "absent or entirely NA in the training tables"})
+            dropped.append(
+                {"column": col, "reason": "absent or entirely NA in the training tables"}
+            )
             continue
         values = tabulated(train, col)
         observed = values.dropna()
         if observed.nunique() < 2:
-            dropped.append({"column": col, "reason": f"no variation in training (only {observed.iloc[0]!r})"})
+            dropped.append(
+                {"column": col, "reason": f"no variation in training (only {observed.iloc[0]!r})"}
+            )
             continue
         n_missing = int(values.isna().sum())
         if col in CONTINUOUS:
             x = observed.astype(float)
-            terms.append({"term": col, "column": col, "kind": "continuous",
-                          "impute": float(x.median()), "n_imputed": n_missing})
+            terms.append(
+                {
+                    "term": col,
+                    "column": col,
+                    "kind": "continuous",
+                    "impute": float(x.median()),
+                    "n_imputed": n_missing,
+                }
+            )
             continue
         levels = VARIABLES[col]["levels"]
         unknown = sorted(set(observed) - set(levels))
         if unknown:
-            raise InputError(f"unknown code(s) {unknown} (expected {levels})", column=col,
-                             fix="map the column to the canonical codes at ingestion")
+            raise InputError(
+                f"unknown code(s) {unknown} (expected {levels})",
+                column=col,
+                fix="map the column to the canonical codes at ingestion",
+            )
         mode = observed.value_counts().sort_index().idxmax()
         ref = levels[0]
         for level in levels[1:]:
             if not (observed == level).any():
                 dropped.append({"column": f"{col}[{level}]", "reason": "level absent in training"})
                 continue
-            terms.append({"term": f"{col}[{level}]", "column": col, "kind": "dummy",
-                          "level": level, "reference": ref, "impute": mode,
-                          "n_imputed": n_missing})
+            terms.append(
+                {
+                    "term": f"{col}[{level}]",
+                    "column": col,
+                    "kind": "dummy",
+                    "level": level,
+                    "reference": ref,
+                    "impute": mode,
+                    "n_imputed": n_missing,
+                }
+            )
     return terms, dropped
 
 
@@ -119,8 +168,13 @@ def design_matrix(df: pd.DataFrame, terms: list[dict], center=None, path=None) -
                 values = pd.Series(pd.NA, index=df.index, dtype="object")
             n_na = int(values.isna().sum())
             if n_na:
-                log.info("%s%s: %d missing value(s) imputed with the training value %r",
-                         f"center {center}, " if center else "", col, n_na, t["impute"])
+                log.info(
+                    "%s%s: %d missing value(s) imputed with the training value %r",
+                    f"center {center}, " if center else "",
+                    col,
+                    n_na,
+                    t["impute"],
+                )
             done[col] = values.astype(object).where(values.notna(), t["impute"])
         v = done[col]
         if t["kind"] == "continuous":
@@ -130,8 +184,13 @@ def design_matrix(df: pd.DataFrame, terms: list[dict], center=None, path=None) -
             bad = v[~v.isin(known)]
             if len(bad):
                 pid = df.loc[bad.index[0], "patient_id"] if "patient_id" in df else None
-                raise InputError(f"unknown code {bad.iloc[0]!r} (expected {sorted(known)})",
-                                 center=center, patient=pid, column=col, path=path)
+                raise InputError(
+                    f"unknown code {bad.iloc[0]!r} (expected {sorted(known)})",
+                    center=center,
+                    patient=pid,
+                    column=col,
+                    path=path,
+                )
             cols.append((v == t["level"]).to_numpy(float))
     return np.column_stack(cols) if cols else np.empty((len(df), 0))
 
@@ -188,21 +247,28 @@ def fit(tables: list) -> dict:
         raise InputError("no mvi outcome in the training tables", column="mvi", path=tables[0])
     keep = y.notna()
     if (~keep).any():
-        log.warning("%d training patient(s) without mvi are left out of the fit", int((~keep).sum()))
+        log.warning(
+            "%d training patient(s) without mvi are left out of the fit", int((~keep).sum())
+        )
     train, y = train[keep].reset_index(drop=True), y[keep].to_numpy(float)
     if not np.isin(y, (0, 1)).all():
         raise InputError("mvi must be 0/1", column="mvi", path=tables[0])
     if y.sum() == 0 or y.sum() == len(y):
-        raise InputError(f"the training tables have {int(y.sum())} MVI event(s) in {len(y)} "
-                         f"patients: one class only, no model can be fitted", column="mvi")
+        raise InputError(
+            f"the training tables have {int(y.sum())} MVI event(s) in {len(y)} "
+            f"patients: one class only, no model can be fitted",
+            column="mvi",
+        )
     terms, dropped = build_encoding(train)
     for d in dropped:
         log.warning("Model-Clinical-LR: dropped %s: %s", d["column"], d["reason"])
     if not terms:
-        raise InputError("no clinical factor is usable in the training tables (every one is "
-                         "absent, entirely NA or constant): Model-Clinical-LR cannot be fitted",
-                         path=tables[0], fix="map the clinical columns at ingestion, or drop "
-                         "Model-Clinical-LR from models")
+        raise InputError(
+            "no clinical factor is usable in the training tables (every one is "
+            "absent, entirely NA or constant): Model-Clinical-LR cannot be fitted",
+            path=tables[0],
+            fix="map the clinical columns at ingestion, or drop " "Model-Clinical-LR from models",
+        )
     x = design_matrix(train, terms)
     mean, sd = x.mean(axis=0), x.std(axis=0, ddof=0)
     xs = (x - mean) / sd
@@ -229,24 +295,36 @@ def fit(tables: list) -> dict:
     coefs = []
     for i, name in enumerate(names):
         b, s = float(params[i]), float(se[i])
-        coefs.append({
-            "term": name,
-            "coef": b,
-            "OR": float(np.exp(b)),
-            "ci_low": float(np.exp(b - q * s)) if np.isfinite(s) else None,
-            "ci_high": float(np.exp(b + q * s)) if np.isfinite(s) else None,
-            "p": float(2 * sps.norm.sf(abs(b / s))) if np.isfinite(s) else None,
-            "note": note,
-        })
+        coefs.append(
+            {
+                "term": name,
+                "coef": b,
+                "OR": float(np.exp(b)),
+                "ci_low": float(np.exp(b - q * s)) if np.isfinite(s) else None,
+                "ci_high": float(np.exp(b + q * s)) if np.isfinite(s) else None,
+                "p": float(2 * sps.norm.sf(abs(b / s))) if np.isfinite(s) else None,
+                "note": note,
+            }
+        )
     for t, m, s in zip(terms, mean, sd):
         t["mean"], t["sd"] = float(m), float(s)
-    log.info("Model-Clinical-LR: %s fit, %d patients, %d events, %d terms", method, len(y),
-             int(y.sum()), k)
+    log.info(
+        "Model-Clinical-LR: %s fit, %d patients, %d events, %d terms",
+        method,
+        len(y),
+        int(y.sum()),
+        k,
+    )
     return {
         "model": MODEL_NAME,
-        "fit": {"method": method, "l2_penalty": penalty, "reason": reason or "",
-                "n": int(len(y)), "events": int(y.sum()),
-                "tables": [str(t) for t in tables]},
+        "fit": {
+            "method": method,
+            "l2_penalty": penalty,
+            "reason": reason or "",
+            "n": int(len(y)),
+            "events": int(y.sum()),
+            "tables": [str(t) for t in tables],
+        },
         "terms": terms,
         "dropped": dropped,
         "intercept": float(params[0]),
@@ -260,7 +338,9 @@ def fit_and_save(tables: list, model_path, coefficients_path) -> dict:
     model = fit(list(tables))
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     Path(model_path).write_text(json.dumps(model, indent=2) + "\n")
-    coef = pd.DataFrame(model["coefficients"], columns=["term", "coef", "OR", "ci_low", "ci_high", "p", "note"])
+    coef = pd.DataFrame(
+        model["coefficients"], columns=["term", "coef", "OR", "ci_low", "ci_high", "p", "note"]
+    )
     coef.to_csv(coefficients_path, sep="\t", index=False, na_rep="NA")
     return model
 
@@ -284,10 +364,15 @@ def predict_table(model_path, table_path, center: str, role: str, out_path) -> p
     model = json.loads(Path(model_path).read_text())
     df = read_clinical(table_path)
     risk = predict_risk(model, df, center=center, path=table_path)
-    out = pd.DataFrame({"patient_id": df["patient_id"], "center": center, "model": MODEL_NAME,
-                        "risk": risk})
+    out = pd.DataFrame(
+        {"patient_id": df["patient_id"], "center": center, "model": MODEL_NAME, "risk": risk}
+    )
     for col in OUTCOME_COLUMNS:
-        values = pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series(np.nan, index=df.index)
+        values = (
+            pd.to_numeric(df[col], errors="coerce")
+            if col in df
+            else pd.Series(np.nan, index=df.index)
+        )
         out[col] = values.astype("Int64") if col in ("mvi", "death") else values
     out["split"] = ROLE_SPLIT[role]
     out = out[PREDICTION_COLUMNS]

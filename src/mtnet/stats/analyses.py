@@ -24,34 +24,149 @@ log = logging.getLogger(__name__)
 
 # Paper comparisons: Model-CR-DR against each of these (results section 3.2, S2, S6).
 PRIMARY_MODEL = "Model-CR-DR"
-COMPARATORS = ["Model-DR", "Model-CR", "Model-NoSeg-CR-DR", "Model-Logistic-CR-DR",
-               "Model-Radiomics", "Model-Clinical-LR"]
+COMPARATORS = [
+    "Model-DR",
+    "Model-CR",
+    "Model-NoSeg-CR-DR",
+    "Model-Logistic-CR-DR",
+    "Model-Radiomics",
+    "Model-Clinical-LR",
+]
 # The "best model" of the subgroup and risk-group analyses when stats.best_model is unset:
 # the paper's best (Model-CR-DR), else the first of these that has predictions.
-BEST_MODEL_ORDER = ["Model-CR-DR", "Model-NoSeg-CR-DR", "Model-Logistic-CR-DR", "Model-CR",
-                    "Model-DR", "Model-Radiomics", "Model-Clinical-LR"]
+BEST_MODEL_ORDER = [
+    "Model-CR-DR",
+    "Model-NoSeg-CR-DR",
+    "Model-Logistic-CR-DR",
+    "Model-CR",
+    "Model-DR",
+    "Model-Radiomics",
+    "Model-Clinical-LR",
+]
 MIN_N = 10
 ENDPOINTS = {"time_to_mvi": ("time_to_mvi_days", "mvi"), "os": ("os_days", "death")}
-DEFAULTS = {"engine": "r", "alpha": 0.05, "nri_cutoffs": [0.157], "calibration_bins": 10,
-            "decision_thresholds": [0.01, 0.60, 0.01], "best_model": None}
+DEFAULTS = {
+    "engine": "r",
+    "alpha": 0.05,
+    "nri_cutoffs": [0.157],
+    "calibration_bins": 10,
+    "decision_thresholds": [0.01, 0.60, 0.01],
+    "best_model": None,
+}
 
 COLUMNS = {
-    "discrimination": ["center", "model", "split", "n", "n_events", "auc", "ci_low", "ci_high",
-                       "threshold", "sensitivity", "specificity", "engine", "reason"],
-    "delong": ["center", "model", "comparator", "n", "n_events", "auc_model", "auc_comparator",
-               "z", "p", "engine", "reason"],
-    "nri_idi": ["center", "model", "comparator", "measure", "cutoffs", "n", "n_events", "value",
-                "events", "nonevents", "z", "p", "engine", "reason"],
-    "calibration": ["center", "model", "row", "bin", "n", "n_events", "mean_predicted",
-                    "observed", "intercept", "slope", "brier", "hl_chi2", "hl_df", "hl_p",
-                    "engine", "reason"],
-    "decision_curve": ["center", "model", "threshold", "n", "n_events", "net_benefit",
-                       "treat_all", "treat_none", "engine", "reason"],
-    "subgroups": ["center", "model", "factor", "row", "level", "n", "n_events", "auc", "ci_low",
-                  "ci_high", "statistic", "df", "p", "engine", "reason"],
-    "survival": ["center", "model", "split_by", "score", "threshold", "endpoint", "row", "group",
-                 "n", "events", "median_days", "logrank_chi2", "logrank_p", "hr", "hr_ci_low",
-                 "hr_ci_high", "hr_p", "engine", "reason"],
+    "discrimination": [
+        "center",
+        "model",
+        "split",
+        "n",
+        "n_events",
+        "auc",
+        "ci_low",
+        "ci_high",
+        "threshold",
+        "sensitivity",
+        "specificity",
+        "engine",
+        "reason",
+    ],
+    "delong": [
+        "center",
+        "model",
+        "comparator",
+        "n",
+        "n_events",
+        "auc_model",
+        "auc_comparator",
+        "z",
+        "p",
+        "engine",
+        "reason",
+    ],
+    "nri_idi": [
+        "center",
+        "model",
+        "comparator",
+        "measure",
+        "cutoffs",
+        "n",
+        "n_events",
+        "value",
+        "events",
+        "nonevents",
+        "z",
+        "p",
+        "engine",
+        "reason",
+    ],
+    "calibration": [
+        "center",
+        "model",
+        "row",
+        "bin",
+        "n",
+        "n_events",
+        "mean_predicted",
+        "observed",
+        "intercept",
+        "slope",
+        "brier",
+        "hl_chi2",
+        "hl_df",
+        "hl_p",
+        "engine",
+        "reason",
+    ],
+    "decision_curve": [
+        "center",
+        "model",
+        "threshold",
+        "n",
+        "n_events",
+        "net_benefit",
+        "treat_all",
+        "treat_none",
+        "engine",
+        "reason",
+    ],
+    "subgroups": [
+        "center",
+        "model",
+        "factor",
+        "row",
+        "level",
+        "n",
+        "n_events",
+        "auc",
+        "ci_low",
+        "ci_high",
+        "statistic",
+        "df",
+        "p",
+        "engine",
+        "reason",
+    ],
+    "survival": [
+        "center",
+        "model",
+        "split_by",
+        "score",
+        "threshold",
+        "endpoint",
+        "row",
+        "group",
+        "n",
+        "events",
+        "median_days",
+        "logrank_chi2",
+        "logrank_p",
+        "hr",
+        "hr_ci_low",
+        "hr_ci_high",
+        "hr_p",
+        "engine",
+        "reason",
+    ],
 }
 
 
@@ -68,8 +183,18 @@ def read_predictions(paths, models) -> dict[str, pd.DataFrame]:
         df = pd.read_csv(path, sep="\t", dtype={"patient_id": str, "center": str}, na_values=["NA"])
         missing = [c for c in PREDICTION_COLUMNS if c not in df]
         if missing:
-            raise InputError(f"missing column(s) {missing}", path=path,
-                             fix="write the columns of docs/data_contracts.md")
+            raise InputError(
+                f"missing column(s) {missing}",
+                path=path,
+                fix="write the columns of docs/data_contracts.md",
+            )
+        named = set(df["model"].astype(str))
+        if path.stem.startswith("Model-") and named != {path.stem}:
+            raise InputError(
+                f"the file is named for {path.stem} but its model column says " f"{sorted(named)}",
+                path=path,
+                fix="rewrite the predictions",
+            )
         for model, rows in df.groupby("model", sort=False):
             if model in models:
                 frames.setdefault(model, []).append(rows)
@@ -79,8 +204,11 @@ def read_predictions(paths, models) -> dict[str, pd.DataFrame]:
             df = pd.concat(frames[model], ignore_index=True)
             dup = df.duplicated(["center", "patient_id"])
             if dup.any():
-                raise InputError(f"{model}: patient listed twice", center=df.loc[dup, "center"].iloc[0],
-                                 patient=df.loc[dup, "patient_id"].iloc[0])
+                raise InputError(
+                    f"{model}: patient listed twice",
+                    center=df.loc[dup, "center"].iloc[0],
+                    patient=df.loc[dup, "patient_id"].iloc[0],
+                )
             out[model] = df
         else:
             log.info("no predictions of %s among the inputs: its comparisons are skipped", model)
@@ -121,8 +249,14 @@ def discrimination(center, preds, thresholds, engine) -> list[dict]:
     rows = []
     for model, df in preds.items():
         known, reason = _outcome_rows(df, model)
-        base = {"center": center, "model": model, "split": ",".join(sorted(df["split"].astype(str).unique())),
-                "n": len(known), "n_events": int(known["mvi"].sum()), "engine": engine}
+        base = {
+            "center": center,
+            "model": model,
+            "split": ",".join(sorted(df["split"].astype(str).unique())),
+            "n": len(known),
+            "n_events": int(known["mvi"].sum()),
+            "engine": engine,
+        }
         if reason:
             rows += _na(base, cols, reason)
             continue
@@ -134,8 +268,11 @@ def discrimination(center, preds, thresholds, engine) -> list[dict]:
             t = thresholds.get(model)
             if t is not None and np.isfinite(t):
                 high = p > t
-                out.update(threshold=t, sensitivity=float(high[y == 1].mean()),
-                           specificity=float((~high)[y == 0].mean()))
+                out.update(
+                    threshold=t,
+                    sensitivity=float(high[y == 1].mean()),
+                    specificity=float((~high)[y == 0].mean()),
+                )
             return [out]
 
         rows += _guard(base, run, cols)
@@ -150,12 +287,17 @@ def _pairs(preds) -> list[tuple[str, str]]:
 
 def _paired(preds, model, comparator):
     a, b = preds[model], preds[comparator]
-    m = a.merge(b[["center", "patient_id", "risk"]], on=["center", "patient_id"],
-                suffixes=("", "_comparator"))
+    m = a.merge(
+        b[["center", "patient_id", "risk"]],
+        on=["center", "patient_id"],
+        suffixes=("", "_comparator"),
+    )
     m = m[m["mvi"].notna()]
     reason = None
     if len(m) < max(len(a), len(b)):
-        log.warning("%s vs %s: %d patients in common of %d / %d", model, comparator, len(m), len(a), len(b))
+        log.warning(
+            "%s vs %s: %d patients in common of %d / %d", model, comparator, len(m), len(a), len(b)
+        )
     n_nan = int(m["risk"].isna().sum() + m["risk_comparator"].isna().sum())
     if n_nan:
         reason = f"{n_nan} missing (NaN) risk(s)"
@@ -169,8 +311,14 @@ def delong(center, preds, engine) -> list[dict]:
     rows = []
     for model, comp in _pairs(preds):
         m, reason = _paired(preds, model, comp)
-        base = {"center": center, "model": model, "comparator": comp, "n": len(m),
-                "n_events": int(m["mvi"].sum()), "engine": engine}
+        base = {
+            "center": center,
+            "model": model,
+            "comparator": comp,
+            "n": len(m),
+            "n_events": int(m["mvi"].sum()),
+            "engine": engine,
+        }
         if reason:
             rows += _na(base, cols, reason)
             continue
@@ -190,8 +338,14 @@ def nri_idi(center, preds, cutoffs, engine) -> list[dict]:
     for model, comp in _pairs(preds):
         m, reason = _paired(preds, model, comp)
         y = m["mvi"].to_numpy(float)
-        common = {"center": center, "model": model, "comparator": comp, "n": len(m),
-                  "n_events": int(y.sum()), "engine": engine}
+        common = {
+            "center": center,
+            "model": model,
+            "comparator": comp,
+            "n": len(m),
+            "n_events": int(y.sum()),
+            "engine": engine,
+        }
         specs = [("nri_continuous", ""), ("nri_categorical", cut_text), ("idi", "")]
         for measure, cuts in specs:
             base = {**common, "measure": measure, "cutoffs": cuts}
@@ -206,12 +360,31 @@ def nri_idi(center, preds, cutoffs, engine) -> list[dict]:
                 old, new = m["risk_comparator"], m["risk"]
                 if measure == "idi":
                     r = api.idi(y, old, new, engine=engine)
-                    return [{"value": r.idi, "events": r.idi_events, "nonevents": r.idi_nonevents,
-                             "z": r.z, "p": r.p}]
-                r = api.nri(y, old, new, cutoffs=cutoffs if measure == "nri_categorical" else None,
-                            engine=engine)
-                return [{"value": r.nri, "events": r.nri_events, "nonevents": r.nri_nonevents,
-                         "z": r.z, "p": r.p}]
+                    return [
+                        {
+                            "value": r.idi,
+                            "events": r.idi_events,
+                            "nonevents": r.idi_nonevents,
+                            "z": r.z,
+                            "p": r.p,
+                        }
+                    ]
+                r = api.nri(
+                    y,
+                    old,
+                    new,
+                    cutoffs=cutoffs if measure == "nri_categorical" else None,
+                    engine=engine,
+                )
+                return [
+                    {
+                        "value": r.nri,
+                        "events": r.nri_events,
+                        "nonevents": r.nri_nonevents,
+                        "z": r.z,
+                        "p": r.p,
+                    }
+                ]
 
             rows += _guard(base, run, cols)
     return rows
@@ -222,20 +395,46 @@ def calibration(center, preds, bins, engine) -> list[dict]:
     rows = []
     for model, df in preds.items():
         known, reason = _outcome_rows(df, model)
-        base = {"center": center, "model": model, "row": "summary", "n": len(known),
-                "n_events": int(known["mvi"].sum()), "engine": engine}
+        base = {
+            "center": center,
+            "model": model,
+            "row": "summary",
+            "n": len(known),
+            "n_events": int(known["mvi"].sum()),
+            "engine": engine,
+        }
         if reason:
             rows += _na(base, cols, reason)
             continue
 
         def run(known=known):
             c = api.calibration(known["mvi"], known["risk"], bins=bins, engine=engine)
-            out = [{"intercept": c.intercept, "slope": c.slope, "brier": c.brier,
-                    "hl_chi2": c.hl_chi2, "hl_df": c.hl_df, "hl_p": c.hl_p}]
+            out = [
+                {
+                    "intercept": c.intercept,
+                    "slope": c.slope,
+                    "brier": c.brier,
+                    "hl_chi2": c.hl_chi2,
+                    "hl_df": c.hl_df,
+                    "hl_p": c.hl_p,
+                    "reason": (
+                        ""
+                        if c.hl_df > 0
+                        else f"Hosmer-Lemeshow: {len(c.curve)} risk group(s), no degrees of freedom"
+                    ),
+                }
+            ]
             for _, b in c.curve.iterrows():
-                out.append({"row": "bin", "bin": int(b["bin"]), "n": int(b["n"]),
-                            "n_events": int(round(b["observed"] * b["n"])),
-                            "mean_predicted": b["mean_predicted"], "observed": b["observed"]})
+                out.append(
+                    {
+                        "row": "bin",
+                        "bin": int(b["bin"]),
+                        "n": int(b["n"]),
+                        "n_events": int(round(b["observed"] * b["n"])),
+                        "mean_predicted": b["mean_predicted"],
+                        "observed": b["observed"],
+                    }
+                )
             return out
 
         rows += _guard(base, run, cols)
@@ -250,8 +449,13 @@ def decision_curve(center, preds, grid, engine) -> list[dict]:
     rows = []
     for model, df in preds.items():
         known, reason = _outcome_rows(df, model)
-        base = {"center": center, "model": model, "n": len(known),
-                "n_events": int(known["mvi"].sum()), "engine": engine}
+        base = {
+            "center": center,
+            "model": model,
+            "n": len(known),
+            "n_events": int(known["mvi"].sum()),
+            "engine": engine,
+        }
         if reason:
             rows += _na(base, cols, reason)
             continue
@@ -316,8 +520,16 @@ def subgroups(center, preds, model, tables, engine) -> list[dict]:
         for level in level_order(factor, levels.dropna().unique()):
             sub = df[levels == level]
             y, p = sub["mvi"].to_numpy(float), sub["risk"].to_numpy(float)
-            base = {"center": center, "model": model, "factor": factor, "row": "level",
-                    "level": level, "n": len(sub), "n_events": int(y.sum()), "engine": engine}
+            base = {
+                "center": center,
+                "model": model,
+                "factor": factor,
+                "row": "level",
+                "level": level,
+                "n": len(sub),
+                "n_events": int(y.sum()),
+                "engine": engine,
+            }
             if len(sub) < MIN_N:
                 rows += _na(base, cols, f"n = {len(sub)} < {MIN_N}")
                 continue
@@ -332,8 +544,14 @@ def subgroups(center, preds, model, tables, engine) -> list[dict]:
                 data[level] = (y, p)
         all_levels = level_order(factor, levels.dropna().unique())
         for la, lb in itertools.combinations(all_levels, 2):
-            base = {"center": center, "model": model, "factor": factor, "row": "comparison",
-                    "level": f"{la} vs {lb}", "engine": engine}
+            base = {
+                "center": center,
+                "model": model,
+                "factor": factor,
+                "row": "comparison",
+                "level": f"{la} vs {lb}",
+                "engine": engine,
+            }
             if la not in data or lb not in data:
                 rows += _na(base, cols, "AUC not available in both levels")
                 continue
@@ -341,17 +559,22 @@ def subgroups(center, preds, model, tables, engine) -> list[dict]:
             def run(la=la, lb=lb):
                 (y1, p1), (y2, p2) = data[la], data[lb]
                 r = api.delong_test_unpaired(y1, p1, y2, p2, engine=engine)
-                return [{"n": len(y1) + len(y2), "n_events": int(y1.sum() + y2.sum()),
-                         "statistic": r.z, "df": r.df, "p": r.p}]
+                return [
+                    {
+                        "n": len(y1) + len(y2),
+                        "n_events": int(y1.sum() + y2.sum()),
+                        "statistic": r.z,
+                        "df": r.df,
+                        "p": r.p,
+                    }
+                ]
 
             rows += _guard(base, run, cols)
     return rows
 
 
-def _score(df: pd.DataFrame):
-    if "h_score" in df and df["h_score"].notna().any():
-        return df["h_score"].astype(float), "h_score"
-    return df["risk"].astype(float), "risk (no h_score column: best model's risk used)"
+def _has_h_score(df) -> bool:
+    return df is not None and "h_score" in df and df["h_score"].notna().any()
 
 
 def survival(center, preds, training_preds, model, threshold, engine) -> list[dict]:
@@ -364,55 +587,104 @@ def survival(center, preds, training_preds, model, threshold, engine) -> list[di
     df = preds[model]
     splits = []
     splits.append(("youden", df["risk"].astype(float), "risk", threshold))
-    score, score_name = _score(df)
     train = training_preds.get(model)
-    if train is not None:
-        train_score, _ = _score(train)
-        median = float(np.nanmedian(train_score)) if train_score.notna().any() else np.nan
-    else:
-        median = np.nan
-    splits.append(("h_score_median", score, score_name, median))
+    if _has_h_score(df) and _has_h_score(train):
+        score, train_score, name = (
+            df["h_score"].astype(float),
+            train["h_score"].astype(float),
+            "h_score",
+        )
+    else:  # until the features stage writes an h_score column, the best model's risk
+        score, name = df["risk"].astype(float), "risk (no h_score column: best model's risk used)"
+        train_score = train["risk"].astype(float) if train is not None else pd.Series(dtype=float)
+    median = float(np.nanmedian(train_score)) if train_score.notna().any() else np.nan
+    splits.append(("h_score_median", score, name, median))
     rows = []
     for split_by, values, name, cut in splits:
         for endpoint, (tcol, ecol) in ENDPOINTS.items():
-            base = {"center": center, "model": model, "split_by": split_by, "score": name,
-                    "threshold": cut, "endpoint": endpoint, "engine": engine}
+            base = {
+                "center": center,
+                "model": model,
+                "split_by": split_by,
+                "score": name,
+                "threshold": cut,
+                "endpoint": endpoint,
+                "engine": engine,
+            }
             if not np.isfinite(cut):
-                rows += _na({**base, "row": "comparison"}, cols, "no threshold from the training centers")
+                rows += _na(
+                    {**base, "row": "comparison"}, cols, "no threshold from the training centers"
+                )
                 continue
             ok = values.notna() & df[tcol].notna() & df[ecol].notna()
             t, e = df.loc[ok, tcol].to_numpy(float), df.loc[ok, ecol].to_numpy(float)
             group = np.where(values[ok].to_numpy(float) > cut, "high", "low")
             if ok.sum() < MIN_N:
-                rows += _na({**base, "row": "comparison", "n": int(ok.sum())}, cols,
-                            f"n = {int(ok.sum())} < {MIN_N}")
+                rows += _na(
+                    {**base, "row": "comparison", "n": int(ok.sum())},
+                    cols,
+                    f"n = {int(ok.sum())} < {MIN_N}",
+                )
                 continue
             for g in ("low", "high"):
                 if not (group == g).any():
-                    rows += _na({**base, "row": "group", "group": g, "n": 0, "events": 0}, cols,
-                                "empty group")
+                    rows += _na(
+                        {**base, "row": "group", "group": g, "n": 0, "events": 0},
+                        cols,
+                        "empty group",
+                    )
 
             def run_km(t=t, e=e, group=group):
                 km = api.km_logrank(t, e, group, engine=engine)
-                out = [{"row": "group", "group": r["group"], "n": r["n"], "events": r["events"],
-                        "median_days": r["median"]} for _, r in km.groups.iterrows()]
+                out = [
+                    {
+                        "row": "group",
+                        "group": r["group"],
+                        "n": r["n"],
+                        "events": r["events"],
+                        "median_days": r["median"],
+                    }
+                    for _, r in km.groups.iterrows()
+                ]
                 return out, km
 
             try:
                 group_rows, km = run_km()
             except api.DegenerateInput as err:
-                rows += _na({**base, "row": "comparison", "group": "low vs high", "n": len(t),
-                             "events": int(e.sum())}, cols, str(err))
+                rows += _na(
+                    {
+                        **base,
+                        "row": "comparison",
+                        "group": "low vs high",
+                        "n": len(t),
+                        "events": int(e.sum()),
+                    },
+                    cols,
+                    str(err),
+                )
                 continue
             rows += [{**{c: np.nan for c in cols}, **base, "reason": "", **r} for r in group_rows]
 
             def run_cox(t=t, e=e, group=group, km=km):
                 c = api.cox_hr(t, e, group, engine=engine)  # levels high < low: HR of low vs high
-                return [{"hr": c.hr, "hr_ci_low": c.ci_low, "hr_ci_high": c.ci_high, "hr_p": c.p,
-                         "logrank_chi2": km.chi2, "logrank_p": km.p}]
+                return [
+                    {
+                        "hr": c.hr,
+                        "hr_ci_low": c.ci_low,
+                        "hr_ci_high": c.ci_high,
+                        "hr_p": c.p,
+                        "logrank_chi2": km.chi2,
+                        "logrank_p": km.p,
+                    }
+                ]
 
-            cmp_base = {**base, "row": "comparison", "group": "low vs high", "n": len(t),
-                        "events": int(e.sum())}
+            cmp_base = {
+                **base,
+                "row": "comparison",
+                "group": "low vs high",
+                "n": len(t),
+                "events": int(e.sum()),
+            }
             got = _guard(cmp_base, run_cox, cols)
             if got[0]["reason"]:
                 got[0].update(logrank_chi2=km.chi2, logrank_p=km.p)
@@ -432,8 +704,13 @@ def evaluate_center(center, predictions, training_predictions, tables, models, o
     training = read_predictions(training_predictions, models)
     thresholds = youden_thresholds(training, engine)
     best = best_model(preds, settings)
-    log.info("%s: models %s; best model for subgroups and risk groups: %s; engine %s",
-             center, list(preds), best, engine)
+    log.info(
+        "%s: models %s; best model for subgroups and risk groups: %s; engine %s",
+        center,
+        list(preds),
+        best,
+        engine,
+    )
     if best is not None and best not in training:
         log.warning("%s has no training predictions: no Youden or H-score threshold", best)
     tables_out = {
@@ -446,8 +723,12 @@ def evaluate_center(center, predictions, training_predictions, tables, models, o
         "survival": survival(center, preds, training, best, thresholds.get(best, np.nan), engine),
     }
     if not tables_out["delong"]:
-        log.info("%s: no model pair of the paper among %s: delong.tsv and nri_idi.tsv have a "
-                 "header only", center, list(preds))
+        log.info(
+            "%s: no model pair of the paper among %s: delong.tsv and nri_idi.tsv have a "
+            "header only",
+            center,
+            list(preds),
+        )
     frames = {}
     for name, rows in tables_out.items():
         frame = pd.DataFrame(rows, columns=COLUMNS[name])

@@ -73,11 +73,15 @@ def _risk(p, n, name="p", probability=True, constant_ok=False) -> np.ndarray:
     if arr.size != n:
         raise DegenerateInput(f"{name} has {arr.size} values, the outcome {n}")
     if not np.isfinite(arr).all():
-        raise DegenerateInput(f"{name} has {int((~np.isfinite(arr)).sum())} missing or infinite value(s)")
+        raise DegenerateInput(
+            f"{name} has {int((~np.isfinite(arr)).sum())} missing or infinite value(s)"
+        )
     if probability and ((arr < 0).any() or (arr > 1).any()):
         raise DegenerateInput(f"{name} must be probabilities in [0, 1]")
     if not constant_ok and np.ptp(arr) == 0:
-        raise DegenerateInput(f"{name}: all risks are equal ({arr[0]:g}); no discrimination to measure")
+        raise DegenerateInput(
+            f"{name}: all risks are equal ({arr[0]:g}); no discrimination to measure"
+        )
     return arr
 
 
@@ -102,6 +106,13 @@ def delong_test(y, p1, p2, *, engine: str = "r") -> DeLongResult:
     """Paired DeLong test of AUC(p1) - AUC(p2) on the same patients (DeLong 1988)."""
     y, p1 = _binary_data(y, p1, "p1", probability=False)
     p2 = _risk(p2, len(y), "p2", probability=False)
+    _, x1, w1 = py_engine._placements(y, p1)
+    _, x2, w2 = py_engine._placements(y, p2)
+    if py_engine._delong_var(x1 - x2, w1 - w2) <= 0:
+        raise DegenerateInput(
+            "p1 and p2 have identical DeLong placements (zero variance of the "
+            "AUC difference, e.g. the same ranking): no test"
+        )
     r = _engine(engine)
     out = r.call("mtnet_delong_paired", y, p1, p2) if r else py_engine.delong_paired(y, p1, p2)
     return DeLongResult(out["auc1"], out["auc2"], out["z"], out["p"], True, engine)
@@ -114,13 +125,23 @@ def delong_test_unpaired(y1, p1, y2, p2, *, engine: str = "r") -> DeLongResult:
     y2 = _outcome(y2, "y2")
     _both_classes(y2, "y2")
     p2 = _risk(p2, len(y2), "p2", probability=False)
+    variances = [
+        py_engine._delong_var(*py_engine._placements(y, p)[1:]) for y, p in ((y1, p1), (y2, p2))
+    ]
+    if sum(variances) <= 0:
+        raise DegenerateInput(
+            "both AUCs have zero DeLong variance (perfect or constant "
+            "ranking in both groups): no test"
+        )
     r = _engine(engine)
     out = (
         r.call("mtnet_delong_unpaired", y1, p1, y2, p2)
         if r
         else py_engine.delong_unpaired(y1, p1, y2, p2)
     )
-    return DeLongResult(out["auc1"], out["auc2"], out["statistic"], out["p"], False, engine, out["df"])
+    return DeLongResult(
+        out["auc1"], out["auc2"], out["statistic"], out["p"], False, engine, out["df"]
+    )
 
 
 def nri(y, p_old, p_new, cutoffs=None, *, engine: str = "r") -> NRIResult:
@@ -145,8 +166,20 @@ def nri(y, p_old, p_new, cutoffs=None, *, engine: str = "r") -> NRIResult:
             if r
             else py_engine.nri_categorical(y, p_old, p_new, cuts)
         )
-    return NRIResult(out["nri"], out["nri_events"], out["nri_nonevents"], out["z_nri"],
-                     out["p_nri"], kind, cuts, engine)
+    if not np.isfinite(out["z_nri"]):
+        raise DegenerateInput(
+            f"{kind} NRI: no patient is reclassified (NRI = 0 with zero " f"variance): no test"
+        )
+    return NRIResult(
+        out["nri"],
+        out["nri_events"],
+        out["nri_nonevents"],
+        out["z_nri"],
+        out["p_nri"],
+        kind,
+        cuts,
+        engine,
+    )
 
 
 def idi(y, p_old, p_new, *, engine: str = "r") -> IDIResult:
@@ -154,10 +187,16 @@ def idi(y, p_old, p_new, *, engine: str = "r") -> IDIResult:
     z = IDI / sqrt(var(d_ev)/n_ev + var(d_ne)/n_ne) (Pencina 2008)."""
     y, p_old = _binary_data(y, p_old, "p_old", constant_ok=True)
     p_new = _risk(p_new, len(y), "p_new", constant_ok=True)
+    d = p_new - p_old
+    if np.ptp(d[y == 1]) < 1e-12 and np.ptp(d[y == 0]) < 1e-12:
+        raise DegenerateInput("IDI: p_new - p_old has zero variance in both classes: no test")
     r = _engine(engine)
     out = r.call("mtnet_improve", y, p_old, p_new) if r else py_engine.improve(y, p_old, p_new)
-    return IDIResult(out["idi"], out["idi_events"], out["idi_nonevents"], out["z_idi"],
-                     out["p_idi"], engine)
+    if not np.isfinite(out["z_idi"]):
+        raise DegenerateInput("IDI: p_new - p_old has zero variance in both classes: no test")
+    return IDIResult(
+        out["idi"], out["idi_events"], out["idi_nonevents"], out["z_idi"], out["p_idi"], engine
+    )
 
 
 # ------------------------------------------------------------------------- calibration
@@ -182,8 +221,16 @@ def calibration(y, p, *, bins: int = 10, engine: str = "r") -> CalibrationResult
             "observed": np.atleast_1d(out["bin_observed"]),
         }
     )
-    return CalibrationResult(out["intercept"], out["slope"], out["brier"], out["hl_chi2"],
-                             int(out["hl_df"]), out["hl_p"], engine, curve)
+    return CalibrationResult(
+        out["intercept"],
+        out["slope"],
+        out["brier"],
+        out["hl_chi2"],
+        int(out["hl_df"]),
+        out["hl_p"],
+        engine,
+        curve,
+    )
 
 
 def net_benefit(y, p, thresholds, *, engine: str = "r") -> pd.DataFrame:
@@ -230,7 +277,9 @@ def _survival_data(time, event, group):
         raise DegenerateInput("group has missing values")
     levels = sorted(set(g.tolist()))
     if len(levels) < 2:
-        raise DegenerateInput(f"group has {len(levels)} level(s) ({levels}); two or more are needed")
+        raise DegenerateInput(
+            f"group has {len(levels)} level(s) ({levels}); two or more are needed"
+        )
     if e.sum() == 0:
         raise DegenerateInput("no events: survival cannot be compared")
     return t, e, g, levels
@@ -267,4 +316,6 @@ def cox_hr(time, event, group, *, conf_level: float = 0.95, engine: str = "r") -
             raise DegenerateInput(f"group {lv!r} has no events: the hazard ratio is not estimable")
     r = _engine(engine)
     out = r.call("mtnet_cox", t, e, x, conf_level) if r else py_engine.cox(t, e, x, conf_level)
-    return CoxResult(out["coef"], out["se"], out["hr"], out["ci_low"], out["ci_high"], out["p"], engine)
+    return CoxResult(
+        out["coef"], out["se"], out["hr"], out["ci_low"], out["ci_high"], out["p"], engine
+    )

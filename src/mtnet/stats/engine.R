@@ -72,10 +72,15 @@ mtnet_hosmer_lemeshow <- function(y, p, g) {
 }
 
 mtnet_calibration <- function(y, p, g) {
+  # rms::val.prob gives Brier and defines Intercept/Slope as the logistic fit of y on
+  # logit(p); val.prob stops that fit at a change of -2LL < 0.025 (lrm.fit's default eps),
+  # which leaves ~1e-4 of slack, so the same rms::lrm.fit is rerun to convergence here
   v <- rms::val.prob(p, y, pl = FALSE)
+  f <- rms::lrm.fit(qlogis(p), y, eps = 1e-12, maxit = 100)
   hl <- mtnet_hosmer_lemeshow(y, p, g)
-  c(list(intercept = unname(v["Intercept"]), slope = unname(v["Slope"]),
-         brier = unname(v["Brier"])),
+  c(list(intercept = unname(f$coefficients[1]), slope = unname(f$coefficients[2]),
+         brier = unname(v["Brier"]), val_prob_intercept = unname(v["Intercept"]),
+         val_prob_slope = unname(v["Slope"])),
     list(hl_chi2 = hl$chi2, hl_df = hl$df, hl_p = hl$p, bin_n = hl$bin_n,
          bin_observed = hl$bin_observed, bin_predicted = hl$bin_predicted))
 }

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-
 # ----------------------------------------------------------------- DeLong (Sun & Xu 2014)
 
 
@@ -89,6 +88,11 @@ def improve(y, p_old, p_new):
     """Continuous NRI and IDI (Pencina et al. 2008; 2011)."""
     d = p_new - p_old
     ev, ne = d[y == 1], d[y == 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _improve(ev, ne)
+
+
+def _improve(ev, ne):
     nri_ev, v_ev = _nri_part(ev, +1)
     nri_ne, v_ne = _nri_part(ne, -1)
     nri = nri_ev + nri_ne
@@ -255,7 +259,9 @@ def km_logrank(time, event, group):
         n_t = at.sum()
         d_t = np.sum((time == u) & (event == 1))
         n_g = np.array([np.sum(at & (g == lv)) for lv in levels], dtype=float)
-        d_g = np.array([np.sum((time == u) & (event == 1) & (g == lv)) for lv in levels], dtype=float)
+        d_g = np.array(
+            [np.sum((time == u) & (event == 1) & (g == lv)) for lv in levels], dtype=float
+        )
         obs_minus_exp += d_g - d_t * n_g / n_t
         if n_t > 1:
             f = d_t * (n_t - d_t) / (n_t**2 * (n_t - 1))
@@ -331,7 +337,9 @@ def ks_normal(x):
     """KS against N(mean, sd) of the sample; exact when n < 100 without ties (as R)."""
     x = np.asarray(x, dtype=float)
     exact = len(x) < 100 and len(np.unique(x)) == len(x)
-    res = sps.kstest(x, "norm", args=(x.mean(), x.std(ddof=1)), method="exact" if exact else "asymp")
+    res = sps.kstest(
+        x, "norm", args=(x.mean(), x.std(ddof=1)), method="exact" if exact else "asymp"
+    )
     return float(res.pvalue)
 
 
@@ -346,8 +354,13 @@ def wilcox(a, b):
     a, b = np.asarray(a, float), np.asarray(b, float)
     ties = len(np.unique(np.concatenate([a, b]))) < len(a) + len(b)
     exact = len(a) < 50 and len(b) < 50 and not ties
-    res = sps.mannwhitneyu(a, b, use_continuity=True, alternative="two-sided",
-                           method="exact" if exact else "asymptotic")
+    res = sps.mannwhitneyu(
+        a,
+        b,
+        use_continuity=True,
+        alternative="two-sided",
+        method="exact" if exact else "asymptotic",
+    )
     return {"statistic": float(res.statistic), "p": float(res.pvalue)}
 
 

@@ -22,11 +22,18 @@ R_SOURCE = Path(__file__).with_name("engine.R")
 def session():
     """The embedded R with mtnet's functions defined (started once per process)."""
     logging.getLogger("rpy2").setLevel(logging.WARNING)  # start-up chatter
-    import rpy2.rinterface_lib.callbacks as callbacks
-    import rpy2.robjects as ro
+    try:
+        import rpy2.rinterface_lib.callbacks as callbacks
+        import rpy2.robjects as ro
 
-    callbacks.consolewrite_warnerror = lambda text: log.debug("R: %s", text.rstrip())
-    ro.r["source"](str(R_SOURCE))
+        callbacks.consolewrite_warnerror = lambda text: log.debug("R: %s", text.rstrip())
+        ro.r["source"](str(R_SOURCE))
+    except Exception as err:  # rpy2 missing, R missing, or an R package missing
+        raise RuntimeError(
+            f"the R statistics engine is unavailable ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]}); install R with pROC, Hmisc, rms and "
+            f"survival, or set stats.engine: python"
+        ) from err
     return ro
 
 
@@ -56,10 +63,21 @@ def _from_r(obj):
 def call(name: str, *args) -> dict:
     """Call R function ``name`` of engine.R; its named list comes back as a dict.
 
-    Length-1 numeric vectors become floats; longer ones NumPy arrays; NA becomes NaN.
+    An R error (data R refuses) becomes DegenerateInput, so an analysis gets an NA row
+    with R's message as the reason instead of crashing the center. Length-1 numeric vectors
+    become floats; longer ones NumPy arrays; NA becomes NaN.
     """
+    from rpy2.rinterface_lib.embedded import RRuntimeError
+
     ro = session()
-    result = ro.globalenv[name](*[_to_r(a) for a in args])
+    try:
+        result = ro.globalenv[name](*[_to_r(a) for a in args])
+    except RRuntimeError as err:
+        from mtnet.stats.api import DegenerateInput
+
+        text = " ".join(str(err).split())
+        log.warning("R error in %s: %s", name, text)
+        raise DegenerateInput(f"R error in {name}: {text}") from None
     out = {}
     for key, value in zip(result.names, result):
         conv = _from_r(value)

@@ -23,8 +23,18 @@ from mtnet.stats.factors import TABLE1_COLUMNS, VARIABLES, level_order, tabulate
 log = logging.getLogger(__name__)
 
 COLUMNS = ["variable", "type", "level", "a", "b", "test", "statistic", "p", "note"]
-TABLE1_OUTPUT = ["external_center", "variable", "type", "level", "train", "external", "test",
-                 "statistic", "p", "note"]
+TABLE1_OUTPUT = [
+    "external_center",
+    "variable",
+    "type",
+    "level",
+    "train",
+    "external",
+    "test",
+    "statistic",
+    "p",
+    "note",
+]
 NORMALITY_ALPHA = 0.05
 MIN_GROUP = 3
 
@@ -64,8 +74,9 @@ def _summary_continuous(x, normal) -> str:
     return f"{_fmt(np.median(x))} ({_fmt(x.min())}-{_fmt(x.max())})"
 
 
-def baseline_table(df_a: pd.DataFrame, df_b: pd.DataFrame, columns=None, *,
-                   engine: str = "r") -> pd.DataFrame:
+def baseline_table(
+    df_a: pd.DataFrame, df_b: pd.DataFrame, columns=None, *, engine: str = "r"
+) -> pd.DataFrame:
     """Table 1 of group a against group b with the paper's choice of test per variable.
 
     Columns: variable, type, level, a, b, test, statistic, p, note. A continuous variable is
@@ -76,13 +87,27 @@ def baseline_table(df_a: pd.DataFrame, df_b: pd.DataFrame, columns=None, *,
     reason in ``note``.
     """
     r = _engine(engine)
-    columns = list(columns) if columns is not None else [c for c in TABLE1_COLUMNS
-                                                         if c in df_a or c in df_b]
+    columns = (
+        list(columns)
+        if columns is not None
+        else [c for c in TABLE1_COLUMNS if c in df_a or c in df_b]
+    )
     rows = []
     for col in columns:
         if col not in df_a or col not in df_b:
-            rows.append(dict(variable=col, type=None, level=None, a=None, b=None, test=None,
-                             statistic=np.nan, p=np.nan, note="column absent in a group"))
+            rows.append(
+                dict(
+                    variable=col,
+                    type=None,
+                    level=None,
+                    a=None,
+                    b=None,
+                    test=None,
+                    statistic=np.nan,
+                    p=np.nan,
+                    note="column absent in a group",
+                )
+            )
             continue
         kind = _kind(df_a, df_b, col)
         va, vb = tabulated(df_a, col), tabulated(df_b, col)
@@ -91,9 +116,19 @@ def baseline_table(df_a: pd.DataFrame, df_b: pd.DataFrame, columns=None, *,
         if kind == "continuous":
             a, b = va.to_numpy(float), vb.to_numpy(float)
             test, stat, p, note, normal = _continuous(a, b, r)
-            rows.append(dict(variable=col, type=kind, level="", a=_summary_continuous(a, normal),
-                             b=_summary_continuous(b, normal), test=test, statistic=stat, p=p,
-                             note="; ".join(x for x in (note, miss) if x)))
+            rows.append(
+                dict(
+                    variable=col,
+                    type=kind,
+                    level="",
+                    a=_summary_continuous(a, normal),
+                    b=_summary_continuous(b, normal),
+                    test=test,
+                    statistic=stat,
+                    p=p,
+                    note="; ".join(x for x in (note, miss) if x),
+                )
+            )
             continue
         levels = level_order(col, set(va) | set(vb))
         counts = np.array([[np.sum(va == lv), np.sum(vb == lv)] for lv in levels], dtype=float)
@@ -116,14 +151,33 @@ def baseline_table(df_a: pd.DataFrame, df_b: pd.DataFrame, columns=None, *,
                 out = r.table("mtnet_chisq", counts) if r else py_engine.chisq(counts)
                 test = "chi-squared"
             stat, p = out["statistic"], out["p"]
-        rows.append(dict(variable=col, type=kind, level="", a=f"n = {len(va)}", b=f"n = {len(vb)}",
-                         test=test, statistic=stat, p=p,
-                         note="; ".join(x for x in (note, miss) if x)))
+        rows.append(
+            dict(
+                variable=col,
+                type=kind,
+                level="",
+                a=f"n = {len(va)}",
+                b=f"n = {len(vb)}",
+                test=test,
+                statistic=stat,
+                p=p,
+                note="; ".join(x for x in (note, miss) if x),
+            )
+        )
         for lv, (ca, cb) in zip(levels, counts):
-            rows.append(dict(variable=col, type=kind, level=lv,
-                             a=f"{int(ca)} ({100 * ca / max(len(va), 1):.1f}%)",
-                             b=f"{int(cb)} ({100 * cb / max(len(vb), 1):.1f}%)",
-                             test=None, statistic=np.nan, p=np.nan, note=""))
+            rows.append(
+                dict(
+                    variable=col,
+                    type=kind,
+                    level=lv,
+                    a=f"{int(ca)} ({100 * ca / max(len(va), 1):.1f}%)",
+                    b=f"{int(cb)} ({100 * cb / max(len(vb), 1):.1f}%)",
+                    test=None,
+                    statistic=np.nan,
+                    p=np.nan,
+                    note="",
+                )
+            )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -136,17 +190,22 @@ def _read(paths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def write_table1(train_tables, external_tables, external_centers, out_path, *,
-                 engine: str = "r") -> pd.DataFrame:
+def write_table1(
+    train_tables, external_tables, external_centers, out_path, *, engine: str = "r"
+) -> pd.DataFrame:
     """Table 1 (pooled training centers vs each external center) as TSV with the columns
     external_center, variable, type, level, train, external, test, statistic, p, note."""
     if len(external_tables) != len(external_centers):
-        raise InputError(f"{len(external_tables)} external tables for {len(external_centers)} centers")
+        raise InputError(
+            f"{len(external_tables)} external tables for {len(external_centers)} centers"
+        )
     train = _read(train_tables)
     parts = []
     for center, path in zip(external_centers, external_tables):
         ext = _read([path])
-        t = baseline_table(train, ext, engine=engine).rename(columns={"a": "train", "b": "external"})
+        t = baseline_table(train, ext, engine=engine).rename(
+            columns={"a": "train", "b": "external"}
+        )
         t.insert(0, "external_center", center)
         parts.append(t)
         log.info("Table 1: training (%d) vs %s (%d)", len(train), center, len(ext))
