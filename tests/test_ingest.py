@@ -320,6 +320,19 @@ def test_gantry_tilt_is_an_error(tmp_path):
         dicom.load_series(series_of(folder2), center="C", patient="P")
 
 
+def test_nifti_mask_stored_with_flipped_axes_is_accepted(tmp_path):
+    data = make_center(tmp_path, "FL", n=1, image_format="nifti")
+    _, tumor, _ = phantom()
+    flipped = sitk.GetImageFromArray(tumor[:, ::-1, ::-1].copy())  # RAS storage of the same grid
+    flipped.SetSpacing(SPACING)
+    flipped.SetOrigin((ORIGIN[0] + 31 * SPACING[0], ORIGIN[1] + 31 * SPACING[1], ORIGIN[2]))
+    flipped.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    sitk.WriteImage(flipped, str(data / "tumor_masks" / "FL-0001.nii.gz"))
+    out = run(tmp_path, "FL", data, spacing=SPACING)
+    _, tarr = load(Path(out["tumor"]) / "FL-0001.nii.gz")
+    assert np.array_equal(tarr, tumor)
+
+
 def test_nifti_mask_off_the_image_grid_is_refused(tmp_path):
     data = make_center(tmp_path, "GR", n=1, image_format="nifti")
     _, tumor, _ = phantom()

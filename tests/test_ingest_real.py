@@ -13,7 +13,7 @@ import SimpleITK as sitk
 import yaml
 from conftest import REPO, shared_path
 
-from mtnet.io import clinical, dicom, ingest_center
+from mtnet.io import clinical, dicom, ingest_center, resample
 from mtnet.io.clinical import CANONICAL_COLUMNS
 
 pytestmark = pytest.mark.shared_data
@@ -122,6 +122,8 @@ def test_totalsegmentator_jpeg2000_series_matches_references():
                           np.bincount(sitk.GetArrayFromImage(seg).ravel(), minlength=120))
     liver = ours[labels == 5]
     assert liver.size > 1000 and 20 < np.median(liver) < 200
+    assert resample.same_geometry(seg, loaded.image) == "direction differs"
+    assert resample.same_voxel_centres(loaded.image, seg)  # accepted as a mask of this image
 
 
 def test_totalsegmentator_nifti_does_not_overlap_its_dicom():
