@@ -398,6 +398,20 @@ def test_missing_required_column_through_a_mapping(tmp_path):
     assert "center CL, column AGE_YEARS: missing required column 'AGE_YEARS' in clinical.csv" in text
 
 
+@pytest.mark.parametrize("mapping, message", [
+    ({"colums": {}}, "unknown key(s) colums (allowed: columns, extra, id_column, missing)"),
+    ({"columns": {"age": {"from": "age", "unit": "fortnights"}}}, "column 'age': unknown unit 'fortnights'"),
+    ({"columns": {"age": {"form": "age"}}}, "columns.age: unknown key(s) form"),
+    ({"columns": {"stage": {"from": "x"}}}, "'stage' is not a canonical column"),
+])
+def test_mapping_file_problems(tmp_path, mapping, message):
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    with pytest.raises(InputError) as err:
+        clinical.map_table(pd.DataFrame({"patient_id": ["a"], "age": [50]}), mapping, "C", mapping_path=path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
 def test_mapping_units_values_and_missing_columns(tmp_path):
     src = [{"ID": "CL-0001", "Gender": 2, "OS_m": 12, "TTM_w": 10, "MVI": 1, "Dead": 0, "size_cm": 3.2},
            {"ID": "CL-0002", "Gender": 1, "OS_m": 6, "TTM_w": 4, "MVI": 0, "Dead": 1, "size_cm": 5.0}]

@@ -139,20 +139,37 @@ def _map_column(src: pd.DataFrame, spec: dict, name: str, ids: pd.Series, center
     return values
 
 
-def _check_mapping(mapping: dict, path) -> None:
+MAPPING_KEYS = {"id_column", "columns", "missing", "extra"}
+SPEC_KEYS = {"from", "values", "unit", "constant", "reason"}
+
+
+def _check_mapping(mapping: dict, path, center=None) -> None:
+    """Refuse typos and unknown units in a mapping file, naming the key."""
+    if not isinstance(mapping, dict):
+        raise InputError("a clinical mapping must be a mapping of keys", path=path, center=center)
+    unknown = set(mapping) - MAPPING_KEYS
+    if unknown:
+        raise InputError(f"unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+                         f"(allowed: {', '.join(sorted(MAPPING_KEYS))})", path=path, center=center)
+    for section in ("columns", "extra"):
+        for name, spec in (mapping.get(section) or {}).items():
+            if isinstance(spec, dict) and set(spec) - SPEC_KEYS:
+                raise InputError(f"{section}.{name}: unknown key(s) "
+                                 f"{', '.join(sorted(map(str, set(spec) - SPEC_KEYS)))} "
+                                 f"(allowed: {', '.join(sorted(SPEC_KEYS))})", path=path, center=center)
     for section in ("columns", "extra"):
         for name, spec in (mapping.get(section) or {}).items():
             if section == "columns" and name not in CANONICAL:
-                raise InputError(f"'{name}' is not a canonical column", path=path,
+                raise InputError(f"'{name}' is not a canonical column", path=path, center=center,
                                  fix=f"use one of {', '.join(CANONICAL_COLUMNS)} or list it under extra:")
             if not isinstance(spec, dict) or not ({"from", "constant"} & set(spec)):
-                raise InputError(f"column '{name}' needs `from:` or `constant:`", path=path)
+                raise InputError(f"column '{name}' needs `from:` or `constant:`", path=path, center=center)
             if "unit" in spec and spec["unit"] not in UNITS:
                 raise InputError(f"column '{name}': unknown unit {spec['unit']!r} "
-                                 f"(known: {', '.join(UNITS)})", path=path)
+                                 f"(known: {', '.join(UNITS)})", path=path, center=center)
     for name in mapping.get("missing") or {}:
         if name not in CANONICAL:
-            raise InputError(f"missing: '{name}' is not a canonical column", path=path)
+            raise InputError(f"missing: '{name}' is not a canonical column", path=path, center=center)
 
 
 def map_table(src: pd.DataFrame, mapping: dict | None, center: str, *, table_path=None,
@@ -164,7 +181,7 @@ def map_table(src: pd.DataFrame, mapping: dict | None, center: str, *, table_pat
     if mapping is None:
         mapping = {"id_column": "patient_id",
                    "columns": {c: {"from": c} for c in CANONICAL_COLUMNS if c in src.columns and c != "patient_id"}}
-    _check_mapping(mapping, mapping_path)
+    _check_mapping(mapping, mapping_path, center)
     id_col = mapping.get("id_column", "patient_id")
     needed = [id_col] + [spec["from"] for sec in ("columns", "extra")
                          for spec in (mapping.get(sec) or {}).values() if "from" in spec]
