@@ -28,7 +28,7 @@ from ingest_fixtures import (
 from pydicom.uid import generate_uid
 
 from mtnet.errors import InputError
-from mtnet.io import clinical, dicom, ingest_center
+from mtnet.io import clinical, dicom, ingest_center, resample
 from mtnet.io.clinical import CANONICAL_COLUMNS
 
 SPACING = (1.0, 1.0, 2.5)
@@ -115,6 +115,29 @@ def test_compressed_series_load_like_uncompressed(tmp_path, syntax):
     assert ts.is_compressed
     assert np.array_equal(sitk.GetArrayFromImage(plain.image), sitk.GetArrayFromImage(packed.image))
     assert np.array_equal(sitk.GetArrayFromImage(plain.image), np.where(fov[None], hu, -1024))
+
+
+def test_coronal_series_lands_on_the_identity_lps_grid(tmp_path):
+    """Coronal slices (rows run inferior, normal posterior) give the same LPS volume as axial ones."""
+    hu, _, fov = phantom((8, 16, 12), spacing_xyz=(1.0, 1.5, 2.0))
+    ref = np.where(fov[None], hu, -1024)  # (z, y, x)
+    nz = ref.shape[0]
+    study, uid = generate_uid(), generate_uid()
+    folder = tmp_path / "coronal"
+    folder.mkdir()
+    full = np.ones(ref.shape[::2], bool)
+    for k in range(ref.shape[1]):  # one coronal slice per y
+        plane = ref[::-1, k, :]  # rows: superior -> inferior, columns: x
+        ds = slice_dataset(plane, full, position=(-5.0, -10.0 + 1.5 * k, 30.0 + 2.0 * (nz - 1)),
+                           orientation=(1, 0, 0, 0, 0, -1), spacing_xy=(1.0, 2.0), series_uid=uid,
+                           study_uid=study, instance=k + 1)
+        ds.save_as(folder / f"C{k:02d}", enforce_file_format=True)
+    loaded = dicom.load_series(series_of(folder))
+    assert loaded.image.GetDirection() == (1, 0, 0, 0, 0, 1, 0, -1, 0)
+    grid = resample.output_grid(loaded.image, (1.0, 1.5, 2.0))
+    out = resample.resample_image(loaded.image, grid)
+    assert grid.GetOrigin() == (-5.0, -10.0, 30.0)
+    assert np.array_equal(sitk.GetArrayFromImage(out), ref)
 
 
 def test_rescale_slope_intercept_and_padding_without_tag(tmp_path):
