@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 import yaml
+from conftest import VENV_BIN, workflow_env
 from ingest_fixtures import (
     CLINICAL_ROW,
     PHI,
@@ -549,3 +551,18 @@ def test_clinical_module_maps_codes_given_as_floats():
         {"id_column": "pid", "columns": {"sex": {"from": "s", "values": {1: "M", 2: "F"}}}}, "C")
     assert not problems and table.sex.tolist() == ["M", "F"] and extras == []
     assert "age" in set(missing.column)
+
+
+def test_mtnet_ingest_command(tmp_path):
+    data = make_center(tmp_path, "CM", n=1, image_format="nifti")
+    cmd = [str(VENV_BIN / "mtnet"), "ingest", "--data", str(data), "--center", "CM",
+           "--out", str(tmp_path / "out"), "--spacing", "2", "2", "2.5"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=workflow_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    img = sitk.ReadImage(str(tmp_path / "out" / "images" / "CM-0001.nii.gz"))
+    assert img.GetSpacing() == (2.0, 2.0, 2.5)
+    set_entry(data, tumor_masks="missing")
+    result = subprocess.run(cmd, capture_output=True, text=True, env=workflow_env(), timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: center CM, ")
+    assert "tumor_masks: path does not exist" in result.stderr
