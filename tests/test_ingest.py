@@ -528,6 +528,12 @@ def test_threads_give_the_same_outputs(tmp_path):
         assert Path(one[key]).read_text() == Path(two[key]).read_text()
 
 
+def test_patient_ids_keep_leading_zeros(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame([dict(CLINICAL_ROW, patient_id="007"), dict(CLINICAL_ROW, patient_id="010")]).to_csv(path, index=False)
+    assert clinical.load_clinical(path, "Z").table.patient_id.tolist() == ["007", "010"]
+
+
 def test_xlsx_table_with_a_named_sheet(tmp_path):
     path = tmp_path / "t.xlsx"
     with pd.ExcelWriter(path) as xw:

@@ -84,13 +84,13 @@ class ClinicalTable:
     extras: list[str]
 
 
-def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
-    """CSV or XLSX (first sheet unless named) with every cell as read, IDs as strings."""
+def read_table(path: Path, sheet: str | None = None, id_column: str = "patient_id") -> pd.DataFrame:
+    """CSV/TSV or XLSX (first sheet unless named); the ID column as text (keeps '007')."""
     path = Path(path)
     if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-        return pd.read_excel(path, sheet_name=sheet if sheet is not None else 0)
+        return pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype={id_column: str})
     sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    return pd.read_csv(path, sep=sep, keep_default_na=True, na_values=["NA", ""])
+    return pd.read_csv(path, sep=sep, dtype={id_column: str})
 
 
 def _norm(value) -> str | None:
@@ -286,12 +286,13 @@ def raise_problems(problems: list[InputError], what: str) -> None:
 
 def load_clinical(path, center: str, mapping_path=None, sheet: str | None = None) -> ClinicalTable:
     """Read, map, validate and derive; raises one InputError summarising every problem."""
+    mapping = read_yaml(mapping_path) if mapping_path else None
+    id_column = mapping.get("id_column", "patient_id") if isinstance(mapping, dict) else "patient_id"
     try:
-        src = read_table(path, sheet)
+        src = read_table(path, sheet, id_column)
     except Exception as err:
         raise InputError(f"cannot read the clinical table: {' '.join(str(err).split())[:200]}",
                          center=center, path=path) from None
-    mapping = read_yaml(mapping_path) if mapping_path else None
     table, missing, extras, problems = map_table(src, mapping, center, table_path=path,
                                                  mapping_path=mapping_path)
     if not table.empty:  # value-map problems do not hide the validation's
