@@ -440,7 +440,8 @@ def test_mapping_file_problems(tmp_path, mapping, message):
 def test_mapping_units_values_and_missing_columns(tmp_path):
     src = [{"ID": "CL-0001", "Gender": 2, "OS_m": 12, "TTM_w": 10, "MVI": 1, "Dead": 0, "size_cm": 3.2},
            {"ID": "CL-0002", "Gender": 1, "OS_m": 6, "TTM_w": 4, "MVI": 0, "Dead": 1, "size_cm": 5.0}]
-    data = make_center(tmp_path, "MP", n=2, image_format="nifti", clinical_rows=[dict(r, ID=r["ID"].replace("CL", "MP")) for r in src])
+    src = [dict(r, ID=r["ID"].replace("CL", "MP")) for r in src]
+    data = make_center(tmp_path, "MP", n=2, image_format="nifti", clinical_rows=src)
     mapping = {"id_column": "ID",
                "columns": {"sex": {"from": "Gender", "values": {1: "M", 2: "F"}},
                            "os_days": {"from": "OS_m", "unit": "months"},
@@ -530,7 +531,8 @@ def test_threads_give_the_same_outputs(tmp_path):
 
 def test_patient_ids_keep_leading_zeros(tmp_path):
     path = tmp_path / "t.csv"
-    pd.DataFrame([dict(CLINICAL_ROW, patient_id="007"), dict(CLINICAL_ROW, patient_id="010")]).to_csv(path, index=False)
+    table = [dict(CLINICAL_ROW, patient_id="007"), dict(CLINICAL_ROW, patient_id="010")]
+    pd.DataFrame(table).to_csv(path, index=False)
     assert clinical.load_clinical(path, "Z").table.patient_id.tolist() == ["007", "010"]
 
 

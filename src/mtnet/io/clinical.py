@@ -180,7 +180,7 @@ def map_table(src: pd.DataFrame, mapping: dict | None, center: str, *, table_pat
     src.columns = [str(c).strip() for c in src.columns]
     if mapping is None:
         mapping = {"id_column": "patient_id",
-                   "columns": {c: {"from": c} for c in CANONICAL_COLUMNS if c in src.columns and c != "patient_id"}}
+                   "columns": {c: {"from": c} for c in CANONICAL_COLUMNS[1:] if c in src.columns}}
     _check_mapping(mapping, mapping_path, center)
     id_col = mapping.get("id_column", "patient_id")
     needed = [id_col] + [spec["from"] for sec in ("columns", "extra")
@@ -188,8 +188,9 @@ def map_table(src: pd.DataFrame, mapping: dict | None, center: str, *, table_pat
     absent = [c for c in dict.fromkeys(needed) if c not in src.columns]
     if absent:
         for c in absent:
-            problems.add(f"missing required column '{c}' in {Path(table_path).name if table_path else 'the table'}",
-                         center=center, column=c, fix=f"check the table or the mapping {mapping_path or ''}".strip())
+            table_name = Path(table_path).name if table_path else "the table"
+            problems.add(f"missing required column '{c}' in {table_name}", center=center, column=c,
+                         fix=f"check the table or the mapping {mapping_path or ''}".strip())
         return pd.DataFrame(), pd.DataFrame(), [], problems
 
     ids = src[id_col].map(_norm)
