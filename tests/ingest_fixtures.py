@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
 import yaml
 from pydicom.dataset import Dataset, FileMetaDataset

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 import yaml
+from conftest import VENV_BIN, workflow_env
 from ingest_fixtures import (
     CLINICAL_ROW,
     PHI,
@@ -28,7 +30,7 @@ from ingest_fixtures import (
 from pydicom.uid import generate_uid
 
 from mtnet.errors import InputError
-from mtnet.io import clinical, dicom, ingest_center
+from mtnet.io import clinical, dicom, ingest_center, resample
 from mtnet.io.clinical import CANONICAL_COLUMNS
 
 SPACING = (1.0, 1.0, 2.5)
@@ -115,6 +117,29 @@ def test_compressed_series_load_like_uncompressed(tmp_path, syntax):
     assert ts.is_compressed
     assert np.array_equal(sitk.GetArrayFromImage(plain.image), sitk.GetArrayFromImage(packed.image))
     assert np.array_equal(sitk.GetArrayFromImage(plain.image), np.where(fov[None], hu, -1024))
+
+
+def test_coronal_series_lands_on_the_identity_lps_grid(tmp_path):
+    """Coronal slices (rows run inferior, normal posterior) give the same LPS volume as axial ones."""
+    hu, _, fov = phantom((8, 16, 12), spacing_xyz=(1.0, 1.5, 2.0))
+    ref = np.where(fov[None], hu, -1024)  # (z, y, x)
+    nz = ref.shape[0]
+    study, uid = generate_uid(), generate_uid()
+    folder = tmp_path / "coronal"
+    folder.mkdir()
+    full = np.ones(ref.shape[::2], bool)
+    for k in range(ref.shape[1]):  # one coronal slice per y
+        plane = ref[::-1, k, :]  # rows: superior -> inferior, columns: x
+        ds = slice_dataset(plane, full, position=(-5.0, -10.0 + 1.5 * k, 30.0 + 2.0 * (nz - 1)),
+                           orientation=(1, 0, 0, 0, 0, -1), spacing_xy=(1.0, 2.0), series_uid=uid,
+                           study_uid=study, instance=k + 1)
+        ds.save_as(folder / f"C{k:02d}", enforce_file_format=True)
+    loaded = dicom.load_series(series_of(folder))
+    assert loaded.image.GetDirection() == (1, 0, 0, 0, 0, 1, 0, -1, 0)
+    grid = resample.output_grid(loaded.image, (1.0, 1.5, 2.0))
+    out = resample.resample_image(loaded.image, grid)
+    assert grid.GetOrigin() == (-5.0, -10.0, 30.0)
+    assert np.array_equal(sitk.GetArrayFromImage(out), ref)
 
 
 def test_rescale_slope_intercept_and_padding_without_tag(tmp_path):
@@ -320,6 +345,19 @@ def test_gantry_tilt_is_an_error(tmp_path):
         dicom.load_series(series_of(folder2), center="C", patient="P")
 
 
+def test_nifti_mask_stored_with_flipped_axes_is_accepted(tmp_path):
+    data = make_center(tmp_path, "FL", n=1, image_format="nifti")
+    _, tumor, _ = phantom()
+    flipped = sitk.GetImageFromArray(tumor[:, ::-1, ::-1].copy())  # RAS storage of the same grid
+    flipped.SetSpacing(SPACING)
+    flipped.SetOrigin((ORIGIN[0] + 31 * SPACING[0], ORIGIN[1] + 31 * SPACING[1], ORIGIN[2]))
+    flipped.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    sitk.WriteImage(flipped, str(data / "tumor_masks" / "FL-0001.nii.gz"))
+    out = run(tmp_path, "FL", data, spacing=SPACING)
+    _, tarr = load(Path(out["tumor"]) / "FL-0001.nii.gz")
+    assert np.array_equal(tarr, tumor)
+
+
 def test_nifti_mask_off_the_image_grid_is_refused(tmp_path):
     data = make_center(tmp_path, "GR", n=1, image_format="nifti")
     _, tumor, _ = phantom()
@@ -385,10 +423,25 @@ def test_missing_required_column_through_a_mapping(tmp_path):
     assert "center CL, column AGE_YEARS: missing required column 'AGE_YEARS' in clinical.csv" in text
 
 
+@pytest.mark.parametrize("mapping, message", [
+    ({"colums": {}}, "unknown key(s) colums (allowed: columns, extra, id_column, missing)"),
+    ({"columns": {"age": {"from": "age", "unit": "fortnights"}}}, "column 'age': unknown unit 'fortnights'"),
+    ({"columns": {"age": {"form": "age"}}}, "columns.age: unknown key(s) form"),
+    ({"columns": {"stage": {"from": "x"}}}, "'stage' is not a canonical column"),
+])
+def test_mapping_file_problems(tmp_path, mapping, message):
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    with pytest.raises(InputError) as err:
+        clinical.map_table(pd.DataFrame({"patient_id": ["a"], "age": [50]}), mapping, "C", mapping_path=path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
 def test_mapping_units_values_and_missing_columns(tmp_path):
     src = [{"ID": "CL-0001", "Gender": 2, "OS_m": 12, "TTM_w": 10, "MVI": 1, "Dead": 0, "size_cm": 3.2},
            {"ID": "CL-0002", "Gender": 1, "OS_m": 6, "TTM_w": 4, "MVI": 0, "Dead": 1, "size_cm": 5.0}]
-    data = make_center(tmp_path, "MP", n=2, image_format="nifti", clinical_rows=[dict(r, ID=r["ID"].replace("CL", "MP")) for r in src])
+    src = [dict(r, ID=r["ID"].replace("CL", "MP")) for r in src]
+    data = make_center(tmp_path, "MP", n=2, image_format="nifti", clinical_rows=src)
     mapping = {"id_column": "ID",
                "columns": {"sex": {"from": "Gender", "values": {1: "M", 2: "F"}},
                            "os_days": {"from": "OS_m", "unit": "months"},
@@ -476,6 +529,13 @@ def test_threads_give_the_same_outputs(tmp_path):
         assert Path(one[key]).read_text() == Path(two[key]).read_text()
 
 
+def test_patient_ids_keep_leading_zeros(tmp_path):
+    path = tmp_path / "t.csv"
+    table = [dict(CLINICAL_ROW, patient_id="007"), dict(CLINICAL_ROW, patient_id="010")]
+    pd.DataFrame(table).to_csv(path, index=False)
+    assert clinical.load_clinical(path, "Z").table.patient_id.tolist() == ["007", "010"]
+
+
 def test_xlsx_table_with_a_named_sheet(tmp_path):
     path = tmp_path / "t.xlsx"
     with pd.ExcelWriter(path) as xw:
@@ -499,3 +559,18 @@ def test_clinical_module_maps_codes_given_as_floats():
         {"id_column": "pid", "columns": {"sex": {"from": "s", "values": {1: "M", 2: "F"}}}}, "C")
     assert not problems and table.sex.tolist() == ["M", "F"] and extras == []
     assert "age" in set(missing.column)
+
+
+def test_mtnet_ingest_command(tmp_path):
+    data = make_center(tmp_path, "CM", n=1, image_format="nifti")
+    cmd = [str(VENV_BIN / "mtnet"), "ingest", "--data", str(data), "--center", "CM",
+           "--out", str(tmp_path / "out"), "--spacing", "2", "2", "2.5"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=workflow_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    img = sitk.ReadImage(str(tmp_path / "out" / "images" / "CM-0001.nii.gz"))
+    assert img.GetSpacing() == (2.0, 2.0, 2.5)
+    set_entry(data, tumor_masks="missing")
+    result = subprocess.run(cmd, capture_output=True, text=True, env=workflow_env(), timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: center CM, ")
+    assert "tumor_masks: path does not exist" in result.stderr

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 import yaml
 from conftest import REPO, shared_path
 
-from mtnet.io import clinical, dicom, ingest_center
+from mtnet.io import clinical, dicom, ingest_center, resample
 from mtnet.io.clinical import CANONICAL_COLUMNS
 
 pytestmark = pytest.mark.shared_data
@@ -122,6 +122,8 @@ def test_totalsegmentator_jpeg2000_series_matches_references():
                           np.bincount(sitk.GetArrayFromImage(seg).ravel(), minlength=120))
     liver = ours[labels == 5]
     assert liver.size > 1000 and 20 < np.median(liver) < 200
+    assert resample.same_geometry(seg, loaded.image) == "direction differs"
+    assert resample.same_voxel_centres(loaded.image, seg)  # accepted as a mask of this image
 
 
 def test_totalsegmentator_nifti_does_not_overlap_its_dicom():
@@ -130,8 +132,10 @@ def test_totalsegmentator_nifti_does_not_overlap_its_dicom():
     nii = sitk.ReadImage(str(shared_path("totalsegmentator_example_ct", "example_ct.nii.gz")))
     series, _ = dicom.pick_series(dicom.scan_folder(shared_path("totalsegmentator_example_ct", "example_ct_dicom")))
     loaded = dicom.load_series(series)
-    z_nii = sorted(nii.TransformIndexToPhysicalPoint((0, 0, k))[2] for k in (0, nii.GetSize()[2] - 1))
-    z_dcm = sorted(loaded.image.TransformIndexToPhysicalPoint((0, 0, k))[2] for k in (0, loaded.image.GetSize()[2] - 1))
+    def z_range(img):
+        return sorted(img.TransformIndexToPhysicalPoint((0, 0, k))[2] for k in (0, img.GetSize()[2] - 1))
+
+    z_nii, z_dcm = z_range(nii), z_range(loaded.image)
     assert z_dcm[1] < z_nii[0]
 
 

@@ -18,6 +18,7 @@ from mtnet import __version__
 SUBCOMMANDS = [
     "mtnet.cli:register_config",
     "mtnet.synth:register",
+    "mtnet.io.cli:register",
 ]
 
 

@@ -200,10 +200,12 @@ def _source_mask(kind: str, path: Path, image: sitk.Image, entry: dict, series_u
     label = int(entry.get("tumor_segment", 1)) if kind == "tumor" else None
     mask = nifti.read_mask(path, label, center=center, patient=pid)
     differs = resample.same_geometry(mask, image)
-    if differs:
-        raise InputError(f"{kind} mask is not on the image grid ({differs})", center=center,
-                         patient=pid, path=path, fix="supply the mask made on this image")
-    return mask
+    if not differs:
+        return mask
+    if resample.same_voxel_centres(image, mask):  # same grid, other axis order / flips
+        return sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    raise InputError(f"{kind} mask is not on the image grid ({differs})", center=center,
+                     patient=pid, path=path, fix="supply the mask made on this image")
 
 
 def ingest_patient(pid: str, path: Path, entry: dict, ingest: dict, override: str | None,

@@ -84,13 +84,13 @@ class ClinicalTable:
     extras: list[str]
 
 
-def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
-    """CSV or XLSX (first sheet unless named) with every cell as read, IDs as strings."""
+def read_table(path: Path, sheet: str | None = None, id_column: str = "patient_id") -> pd.DataFrame:
+    """CSV/TSV or XLSX (first sheet unless named); the ID column as text (keeps '007')."""
     path = Path(path)
     if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-        return pd.read_excel(path, sheet_name=sheet if sheet is not None else 0)
+        return pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype={id_column: str})
     sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    return pd.read_csv(path, sep=sep, keep_default_na=True, na_values=["NA", ""])
+    return pd.read_csv(path, sep=sep, dtype={id_column: str})
 
 
 def _norm(value) -> str | None:
@@ -139,20 +139,37 @@ def _map_column(src: pd.DataFrame, spec: dict, name: str, ids: pd.Series, center
     return values
 
 
-def _check_mapping(mapping: dict, path) -> None:
+MAPPING_KEYS = {"id_column", "columns", "missing", "extra"}
+SPEC_KEYS = {"from", "values", "unit", "constant", "reason"}
+
+
+def _check_mapping(mapping: dict, path, center=None) -> None:
+    """Refuse typos and unknown units in a mapping file, naming the key."""
+    if not isinstance(mapping, dict):
+        raise InputError("a clinical mapping must be a mapping of keys", path=path, center=center)
+    unknown = set(mapping) - MAPPING_KEYS
+    if unknown:
+        raise InputError(f"unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+                         f"(allowed: {', '.join(sorted(MAPPING_KEYS))})", path=path, center=center)
+    for section in ("columns", "extra"):
+        for name, spec in (mapping.get(section) or {}).items():
+            if isinstance(spec, dict) and set(spec) - SPEC_KEYS:
+                raise InputError(f"{section}.{name}: unknown key(s) "
+                                 f"{', '.join(sorted(map(str, set(spec) - SPEC_KEYS)))} "
+                                 f"(allowed: {', '.join(sorted(SPEC_KEYS))})", path=path, center=center)
     for section in ("columns", "extra"):
         for name, spec in (mapping.get(section) or {}).items():
             if section == "columns" and name not in CANONICAL:
-                raise InputError(f"'{name}' is not a canonical column", path=path,
+                raise InputError(f"'{name}' is not a canonical column", path=path, center=center,
                                  fix=f"use one of {', '.join(CANONICAL_COLUMNS)} or list it under extra:")
             if not isinstance(spec, dict) or not ({"from", "constant"} & set(spec)):
-                raise InputError(f"column '{name}' needs `from:` or `constant:`", path=path)
+                raise InputError(f"column '{name}' needs `from:` or `constant:`", path=path, center=center)
             if "unit" in spec and spec["unit"] not in UNITS:
                 raise InputError(f"column '{name}': unknown unit {spec['unit']!r} "
-                                 f"(known: {', '.join(UNITS)})", path=path)
+                                 f"(known: {', '.join(UNITS)})", path=path, center=center)
     for name in mapping.get("missing") or {}:
         if name not in CANONICAL:
-            raise InputError(f"missing: '{name}' is not a canonical column", path=path)
+            raise InputError(f"missing: '{name}' is not a canonical column", path=path, center=center)
 
 
 def map_table(src: pd.DataFrame, mapping: dict | None, center: str, *, table_path=None,
@@ -163,16 +180,17 @@ def map_table(src: pd.DataFrame, mapping: dict | None, center: str, *, table_pat
     src.columns = [str(c).strip() for c in src.columns]
     if mapping is None:
         mapping = {"id_column": "patient_id",
-                   "columns": {c: {"from": c} for c in CANONICAL_COLUMNS if c in src.columns and c != "patient_id"}}
-    _check_mapping(mapping, mapping_path)
+                   "columns": {c: {"from": c} for c in CANONICAL_COLUMNS[1:] if c in src.columns}}
+    _check_mapping(mapping, mapping_path, center)
     id_col = mapping.get("id_column", "patient_id")
     needed = [id_col] + [spec["from"] for sec in ("columns", "extra")
                          for spec in (mapping.get(sec) or {}).values() if "from" in spec]
     absent = [c for c in dict.fromkeys(needed) if c not in src.columns]
     if absent:
         for c in absent:
-            problems.add(f"missing required column '{c}' in {Path(table_path).name if table_path else 'the table'}",
-                         center=center, column=c, fix=f"check the table or the mapping {mapping_path or ''}".strip())
+            table_name = Path(table_path).name if table_path else "the table"
+            problems.add(f"missing required column '{c}' in {table_name}", center=center, column=c,
+                         fix=f"check the table or the mapping {mapping_path or ''}".strip())
         return pd.DataFrame(), pd.DataFrame(), [], problems
 
     ids = src[id_col].map(_norm)
@@ -269,12 +287,13 @@ def raise_problems(problems: list[InputError], what: str) -> None:
 
 def load_clinical(path, center: str, mapping_path=None, sheet: str | None = None) -> ClinicalTable:
     """Read, map, validate and derive; raises one InputError summarising every problem."""
+    mapping = read_yaml(mapping_path) if mapping_path else None
+    id_column = mapping.get("id_column", "patient_id") if isinstance(mapping, dict) else "patient_id"
     try:
-        src = read_table(path, sheet)
+        src = read_table(path, sheet, id_column)
     except Exception as err:
         raise InputError(f"cannot read the clinical table: {' '.join(str(err).split())[:200]}",
                          center=center, path=path) from None
-    mapping = read_yaml(mapping_path) if mapping_path else None
     table, missing, extras, problems = map_table(src, mapping, center, table_path=path,
                                                  mapping_path=mapping_path)
     if not table.empty:  # value-map problems do not hide the validation's

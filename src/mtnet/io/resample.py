@@ -64,3 +64,20 @@ def same_geometry(a: sitk.Image, b: sitk.Image, tol_mm: float = 1e-3) -> str | N
     if not np.allclose(a.GetOrigin(), b.GetOrigin(), atol=max(tol_mm, 0.01 * min(a.GetSpacing()))):
         return f"origin {tuple(np.round(a.GetOrigin(), 3))} vs {tuple(np.round(b.GetOrigin(), 3))}"
     return None
+
+
+def same_voxel_centres(a: sitk.Image, b: sitk.Image, tol_voxel: float = 0.01) -> bool:
+    """True when ``b``'s voxel centres are exactly ``a``'s, up to axis order and flips (e.g. the
+    same grid stored RAS by one tool and LPS by another): a's corner voxels land on b's corner
+    voxels, within ``tol_voxel`` of a voxel."""
+    if sorted(a.GetSize()) != sorted(b.GetSize()):
+        return False
+    corners_b = set()
+    for idx in itertools.product(*[(0, n - 1) for n in a.GetSize()]):
+        point = a.TransformIndexToPhysicalPoint([int(i) for i in idx])
+        cont = np.array(b.TransformPhysicalPointToContinuousIndex(point))
+        if np.abs(cont - np.rint(cont)).max() > tol_voxel:
+            return False
+        corners_b.add(tuple(int(v) for v in np.rint(cont)))
+    expected = set(itertools.product(*[(0, n - 1) for n in b.GetSize()]))
+    return corners_b == expected
