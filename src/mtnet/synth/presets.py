@@ -53,9 +53,9 @@ FOV_MM = {
 _SCANNERS = {
     "YPH": Scanner(1.9, 4.0, 14.0, 4.0, 0.9, "SYNTHETIC-GE", "PHANTOM LightSpeed", 120, "STANDARD"),
     "ZPH": Scanner(2.0, 3.0, 10.0, 0.0, 0.8, "SYNTHETIC-SIEMENS", "PHANTOM Definition", 120, "B30f"),
-    "SPH": Scanner(1.7, 2.5, 12.0, -6.0, 1.0, "SYNTHETIC-PHILIPS", "PHANTOM Brilliance", 120, "B"),
+    "SPH": Scanner(2.0, 3.0, 12.0, -6.0, 1.0, "SYNTHETIC-PHILIPS", "PHANTOM Brilliance", 120, "B"),
     "NFH": Scanner(2.2, 5.0, 16.0, 8.0, 1.1, "SYNTHETIC-TOSHIBA", "PHANTOM Aquilion", 120, "FC08"),
-    "ZCPH": Scanner(2.0, 3.75, 13.0, -3.0, 0.9, "SYNTHETIC-GE", "PHANTOM Optima", 100, "STANDARD"),
+    "ZCPH": Scanner(2.1, 3.75, 13.0, -3.0, 0.9, "SYNTHETIC-GE", "PHANTOM Optima", 100, "STANDARD"),
     "TA": Scanner(3.0, 5.0, 12.0, 0.0, 1.2, "SYNTHETIC-A", "PHANTOM-A"),
     "TB": Scanner(3.2, 6.0, 15.0, 5.0, 1.4, "SYNTHETIC-B", "PHANTOM-B"),
     "TX": Scanner(3.0, 5.0, 14.0, -5.0, 1.2, "SYNTHETIC-X", "PHANTOM-X"),
@@ -63,8 +63,8 @@ _SCANNERS = {
 
 _FORMATS = {
     # name: (image_format, tumor_mask_format, clinical_format, decoy_fraction)
-    "SPH": ("dicom", "dicom-seg", "xlsx", 0.3),
-    "ZCPH": ("dicom", "dicom-seg", "xlsx", 0.3),
+    "SPH": ("dicom", "dicom-seg", "xlsx", 0.15),
+    "ZCPH": ("dicom", "dicom-seg", "xlsx", 0.15),
     "NFH": ("nifti", "nifti", "xlsx", 0.0),
     "TB": ("dicom", "dicom-seg", "xlsx", 0.3),
     "TX": ("nifti", "nifti", "xlsx", 0.0),

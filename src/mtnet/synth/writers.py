@@ -49,42 +49,46 @@ def write_dicom_series(
     nz, ny, nx = hu_zyx.shape
     stored = np.clip(hu_zyx.astype(np.int32) + 1024, 0, 4095).astype(np.uint16)
     series_uid = uids[phase]
+    base = Dataset()
+    base.SOPClassUID = CTImageStorage
+    for key, value in header.items():
+        setattr(base, key, value)
+    base.Modality = "CT"
+    base.SeriesDescription = f"{phase.upper()} PHASE SYNTHETIC"
+    base.SeriesNumber = series_number
+    base.StudyInstanceUID = uids["study"]
+    base.SeriesInstanceUID = series_uid
+    base.FrameOfReferenceUID = uids["frame"]
+    base.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    base.ContrastBolusAgent = "SYNTHETIC IV CONTRAST"
+    base.ImageComments = SYNTHETIC_NOTE
+    base.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    base.PixelSpacing = [float(spacing[1]), float(spacing[0])]
+    base.SliceThickness = float(spacing[2])
+    base.SpacingBetweenSlices = float(spacing[2])
+    base.Rows, base.Columns = ny, nx
+    base.SamplesPerPixel = 1
+    base.PhotometricInterpretation = "MONOCHROME2"
+    base.BitsAllocated, base.BitsStored, base.HighBit = 16, 16, 15
+    base.PixelRepresentation = 0
+    base.RescaleIntercept, base.RescaleSlope, base.RescaleType = -1024, 1, "HU"
+    base.WindowCenter, base.WindowWidth = 60, 400
     datasets = []
     for k in range(nz):
         inst = nz - k
-        ds = Dataset()
         sop_uid = uid(series_uid, k)
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
         meta.MediaStorageSOPInstanceUID = sop_uid
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.update(base)
         ds.file_meta = meta
-        ds.SOPClassUID = CTImageStorage
         ds.SOPInstanceUID = sop_uid
-        for key, value in header.items():
-            setattr(ds, key, value)
-        ds.Modality = "CT"
-        ds.SeriesDescription = f"{phase.upper()} PHASE SYNTHETIC"
-        ds.SeriesNumber = series_number
         ds.InstanceNumber = inst
-        ds.StudyInstanceUID = uids["study"]
-        ds.SeriesInstanceUID = series_uid
-        ds.FrameOfReferenceUID = uids["frame"]
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.ContrastBolusAgent = "SYNTHETIC IV CONTRAST"
-        ds.ImageComments = SYNTHETIC_NOTE
-        ds.ImagePositionPatient = [float(origin[0]), float(origin[1]), round(float(origin[2] + k * spacing[2]), 4)]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.PixelSpacing = [float(spacing[1]), float(spacing[0])]
-        ds.SliceThickness = float(spacing[2])
-        ds.SliceLocation = round(float(origin[2] + k * spacing[2]), 4)
-        ds.Rows, ds.Columns = ny, nx
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-        ds.PixelRepresentation = 0
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
-        ds.WindowCenter, ds.WindowWidth = 60, 400
+        z = round(float(origin[2] + k * spacing[2]), 4)
+        ds.ImagePositionPatient = [float(origin[0]), float(origin[1]), z]
+        ds.SliceLocation = z
         ds.PixelData = stored[k].tobytes()
         ds.save_as(folder / f"IM{inst:04d}.dcm", enforce_file_format=True)
         datasets.append(ds)
