@@ -267,7 +267,9 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
     min_r = 1.6 * sp[0]
     for _ in range(n_les - 1):
         r = max(min_r, a_t * rng.uniform(0.2, 0.5))
-        for _try in range(60):
+        for _try in range(120):
+            if _try and _try % 30 == 0:
+                r = max(min_r, 0.7 * r)
             cand = (right_c if rng.uniform() < 0.75 else left_c) + rng.uniform(-0.55, 0.55, 3) * right_ax
             if all(np.linalg.norm(cand - c) > ax_[0] + r + 2 * sp[0] + 3 for c, ax_, _ in lesions):
                 lesions.append((cand, np.array([r, r * 0.9, r * 0.85]), _rot(rng.uniform(0, np.pi))))
@@ -322,7 +324,7 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
         bound = 1.0 - 0.35 * irr * lobes * (1 - cos2) ** 2
         rel = q / bound  # ≤ 1 inside the tumor
         r_mean = float(np.mean(axs))
-        in_tumor = (rel <= 1.0) & liver[sl]
+        in_tumor = _largest_component((rel <= 1.0) & liver[sl])
         rim = in_tumor & (rel > 1 - 2.0 / r_mean)
         halo = (rel > 1.0) & (rel <= 1 + 5.0 / r_mean) & (lab[sl] == LABELS["liver"])
         lab[sl][halo] = LABELS["ring"]
@@ -343,6 +345,17 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
     if arterial:
         art = _to_hu(lab, texture, _table(ARTERIAL_HU, liver_hu - 35, row, cap, ring, portal_phase=False), scanner, sp, rng)
     return Phantom(portal, liver.astype(np.uint8), tumor.astype(np.uint8), sp, origin, art, tuple(lesions[0][1]), len(lesions))
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 6-connected component of a lesion (drops fragments cut by vessels/spine)."""
+    from scipy import ndimage
+
+    lab, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = np.bincount(lab.ravel())[1:]
+    return lab == (1 + int(np.argmax(sizes)))
 
 
 def _erode_cheap(mask: np.ndarray) -> np.ndarray:

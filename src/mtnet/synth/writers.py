@@ -8,6 +8,7 @@ README sheets).
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -23,8 +24,8 @@ FIXED_DATE = (2020, 1, 1, 0, 0, 0)
 
 
 def uid(*parts: object) -> str:
-    """A deterministic DICOM UID (2.25 root) from the names of the object."""
-    return generate_uid(prefix=None, entropy_srcs=[str(p) for p in parts])
+    """A deterministic DICOM UID (pydicom's root + SHA-512 of the object's names)."""
+    return generate_uid(entropy_srcs=["mtnet.synth", *map(str, parts)])
 
 
 def write_nifti(path: Path, array_zyx: np.ndarray, spacing, origin, description: str = SYNTHETIC_NOTE) -> None:
@@ -130,6 +131,14 @@ def write_dicom_seg(path: Path, source: list[Dataset], mask_zyx: np.ndarray, uid
     for key in ("InstanceCreationTime", "ContentTime", "SeriesTime"):
         if key in seg:
             setattr(seg, key, header["StudyTime"])
+    # highdicom stamps the wall-clock time and random UIDs: fix them for determinism
+    for item in seg.get("ContributingEquipmentSequence", []):
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = header["StudyDate"] + header["StudyTime"]
+    dim_uid = uid(uids["seg"], "dimension-organization")
+    for key in ("DimensionOrganizationSequence", "DimensionIndexSequence"):
+        for item in seg.get(key, []):
+            item.DimensionOrganizationUID = dim_uid
     seg.SeriesDescription = "TUMOR SEGMENTATION SYNTHETIC"
     seg.save_as(path, enforce_file_format=True)
 
@@ -175,4 +184,7 @@ def _stable_zip(data: bytes, path: Path) -> None:
             fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_DATE)
             fixed.compress_type = zipfile.ZIP_DEFLATED
             fixed.external_attr = 0o600 << 16
-            zout.writestr(fixed, zin.read(info.filename))
+            content = zin.read(info.filename)
+            if info.filename == "docProps/core.xml":  # openpyxl stamps 'modified' at save
+                content = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2020-01-01T00:00:00Z", content)
+            zout.writestr(fixed, content)
