@@ -93,7 +93,7 @@ BETA_TRAITS = {
     "heterogeneity": 0.75, "margin_irregularity": 0.7, "anti_corona": 0.7,
     "capsule": -0.5, "vessel_contact": 0.65,
 }
-SCALE = {"size": 0.15, "clinical": 1.6, "traits": 0.72}
+SCALE = {"size": 0.1, "clinical": 1.7, "traits": 0.7}
 
 # reader calls: reading = 1[Σ a·x + σ_r ε > τ]
 READER_NOISE = 2.0
