@@ -232,7 +232,7 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
     )
 
     # liver: right lobe + left lobe, deformed; cirrhosis gives a nodular surface
-    scale = rng.uniform(0.88, 1.1) * (0.92 if row["cirrhosis"] else 1.0)
+    scale = rng.uniform(0.95, 1.15) * (0.93 if row["cirrhosis"] else 1.0)
     right_c = np.array([-cav_x + 66 * scale, rng.uniform(-12, 0), dome - 55 * scale])
     right_ax = np.array([64, 66, 58]) * scale * rng.uniform(0.93, 1.07, 3)
     left_c = right_c + np.array([72, -26, 14]) * scale

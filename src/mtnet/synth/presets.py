@@ -44,7 +44,7 @@ class CenterPreset:
 
 # field of view (x, y, z) in mm of each preset; tiny is smaller and coarser
 FOV_MM = {
-    "tiny": (288.0, 228.0, 150.0),
+    "tiny": (288.0, 228.0, 175.0),
     "demo": (320.0, 250.0, 180.0),
     "paper": (320.0, 250.0, 180.0),
     "benchmark": (320.0, 250.0, 180.0),
