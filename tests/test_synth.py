@@ -18,6 +18,7 @@ import yaml
 from scipy import ndimage
 from skimage.measure import regionprops
 
+from conftest import REPO, run_snakemake
 from mtnet import cli
 from mtnet.config import SCHEMA_PATH, read_yaml
 from mtnet.synth import draw_center_table, write_center
@@ -261,3 +262,35 @@ def test_tumors_inside_liver_sized_by_table(dicom_center):
             for p in regionprops(lab[z])
         )
         assert abs(longest - row.max_diameter_mm) <= 0.1 * row.max_diameter_mm + spacing, (row.patient_id, longest)
+
+
+def test_center_overrides_and_bad_settings():
+    from mtnet.errors import InputError
+    from mtnet.synth.presets import center_preset
+
+    cp = center_preset({"preset": "demo", "center": "YPH", "role": "train"})
+    assert (cp.n_patients, cp.n_events, cp.image_format) == (24, 3, "nifti")
+    cp = center_preset({"preset": "demo", "center": "SPH", "role": "train"})
+    assert (cp.image_format, cp.tumor_mask_format, cp.clinical_format) == ("dicom", "dicom-seg", "xlsx")
+    cp = center_preset({"preset": "paper", "center": "NEWHOSP", "role": "external", "n_patients": 170})
+    assert (cp.n_patients, cp.n_events) == (170, 20)  # the role's rate, 10/85
+    cp = center_preset({"preset": "tiny", "center": "TB", "role": "train", "image_format": "nifti",
+                        "tumor_mask_format": "nifti", "n_events": 5})
+    assert (cp.image_format, cp.n_events) == ("nifti", 5)
+    with pytest.raises(InputError, match="center YPH.*n_events=30"):
+        center_preset({"preset": "demo", "center": "YPH", "role": "train", "n_events": 30})
+    with pytest.raises(InputError, match="dicom-seg needs DICOM"):
+        center_preset({"preset": "tiny", "center": "TA", "role": "train", "tumor_mask_format": "dicom-seg"})
+
+
+@pytest.mark.slow
+def test_synth_rule_writes_a_center(tmp_path):
+    result = run_snakemake(
+        ["--cores", "1", "results/synth/TA/data", "results/synth/TA/truth"],
+        tmp_path, configfiles=[REPO / "config" / "tiny.yaml"],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = tmp_path / "results" / "synth" / "TA" / "data"
+    table = pd.read_csv(data / "clinical.csv")
+    assert len(table) == 20 and int(table["mvi"].sum()) == 3
+    assert (tmp_path / "results" / "synth" / "TA" / "truth" / "ceilings.json").exists()

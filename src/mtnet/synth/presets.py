@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mtnet.errors import InputError
+
 PRESETS = ("tiny", "demo", "paper", "benchmark")
 
 
@@ -106,7 +108,7 @@ def center_preset(settings: dict) -> CenterPreset:
     """The generator settings of one centre: preset defaults, then the config's overrides."""
     preset, center, role = settings["preset"], settings["center"], settings["role"]
     if preset not in PRESETS:
-        raise ValueError(f"unknown synthetic preset {preset!r} (one of {', '.join(PRESETS)})")
+        raise InputError(f"unknown synthetic preset {preset!r}", center=center, fix=f"use one of {', '.join(PRESETS)}")
     n, k = _SIZES[preset].get(center, _ROLE_DEFAULT[preset][role])
     n = int(settings.get("n_patients", n))
     if "n_events" in settings:
@@ -114,13 +116,15 @@ def center_preset(settings: dict) -> CenterPreset:
     elif "n_patients" in settings:
         k = max(1, round(n * _ROLE_DEFAULT[preset][role][1] / _ROLE_DEFAULT[preset][role][0]))
     if not 1 <= k < n:
-        raise ValueError(f"centre {center}: n_events={k} must be in [1, n_patients={n})")
+        raise InputError(f"synthetic n_events={k} is not in [1, n_patients={n})", center=center,
+                         fix="set synthetic.n_events below synthetic.n_patients")
     img, seg, clin, decoy = _FORMATS.get(center, ("nifti", "nifti", "csv", 0.0))
     img = settings.get("image_format", img)
     seg = settings.get("tumor_mask_format", seg)
     clin = settings.get("clinical_format", clin)
     if seg == "dicom-seg" and img != "dicom":
-        raise ValueError(f"centre {center}: tumor_mask_format dicom-seg needs image_format dicom")
+        raise InputError("synthetic tumor_mask_format dicom-seg needs DICOM images", center=center,
+                         fix="set synthetic.image_format: dicom or tumor_mask_format: nifti")
     tiny_center = center in ("TA", "TB", "TX")
     scanner = _SCANNERS.get(center) if (preset == "tiny") == tiny_center else None
     scanner = scanner or _default_scanner(center, preset)
