@@ -93,7 +93,7 @@ BETA_TRAITS = {
     "heterogeneity": 0.75, "margin_irregularity": 0.7, "anti_corona": 0.7,
     "capsule": -0.5, "vessel_contact": 0.65,
 }
-SCALE = {"size": 0.15, "clinical": 1.6, "traits": 0.72}
+SCALE = {"size": 0.1, "clinical": 1.7, "traits": 0.7}
 
 # reader calls: reading = 1[Σ a·x + σ_r ε > τ]
 READER_NOISE = 2.0
@@ -267,9 +267,6 @@ def population_model(role: str, rate: float, seed: int) -> dict:
     (:func:`features`) fit by maximum likelihood on the first draw's outcomes; AUCs are
     measured on the second. For ``both`` the risk is the true p itself (exact Bayes).
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-
     gen = make_rng(seed, "synth", "ceilings", role, f"{rate:.6f}")
     fit_df = draw_population(N_CEILING, role, gen)
     f, g = linear_parts(fit_df)
@@ -283,16 +280,46 @@ def population_model(role: str, rate: float, seed: int) -> dict:
     for info in ("clinical", "image"):
         X = features(fit_df, info)
         mu, sd = X.mean(0), X.std(0) + 1e-12
-        lr = LogisticRegression(C=1e4, max_iter=1000).fit((X - mu) / sd, y_fit)
-        models[info] = (lr, mu, sd)
-        aucs[info] = float(roc_auc_score(y_test, lr.predict_proba((features(test_df, info) - mu) / sd)[:, 1]))
-    aucs["both"] = float(roc_auc_score(y_test, p_test))
+        coef = fit_logistic((X - mu) / sd, y_fit)
+        models[info] = (coef, mu, sd)
+        aucs[info] = auc(y_test, _predict(coef, (features(test_df, info) - mu) / sd))
+    aucs["both"] = auc(y_test, p_test)
     return {"alpha": alpha, "models": models, "auc": aucs, "event_rate_test": float(y_test.mean())}
 
 
+def fit_logistic(X: np.ndarray, y: np.ndarray, iters: int = 25, ridge: float = 1e-6) -> np.ndarray:
+    """Maximum-likelihood logistic regression (intercept first) by Newton–Raphson (IRLS)."""
+    Xi = np.column_stack([np.ones(len(X)), X])
+    beta = np.zeros(Xi.shape[1])
+    beta[0] = np.log(y.mean() / (1 - y.mean()))
+    for _ in range(iters):
+        p = expit(Xi @ beta)
+        grad = Xi.T @ (y - p) - ridge * beta
+        hess = (Xi * (p * (1 - p))[:, None]).T @ Xi + ridge * np.eye(len(beta))
+        step = np.linalg.solve(hess, grad)
+        beta += step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return beta
+
+
+def _predict(coef: np.ndarray, X: np.ndarray) -> np.ndarray:
+    return expit(coef[0] + X @ coef[1:])
+
+
+def auc(y, score) -> float:
+    """AUC as the Mann–Whitney statistic (ties count one half)."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y, bool)
+    r = rankdata(score)
+    n1, n0 = y.sum(), (~y).sum()
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 def risk_given(df: pd.DataFrame, model: dict, info: str) -> np.ndarray:
-    lr, mu, sd = model["models"][info]
-    return lr.predict_proba((features(df, info) - mu) / sd)[:, 1]
+    coef, mu, sd = model["models"][info]
+    return _predict(coef, (features(df, info) - mu) / sd)
 
 
 def ceilings_record(role: str, rate: float, seed: int) -> dict:

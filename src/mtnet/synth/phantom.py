@@ -80,9 +80,9 @@ class Grid:
 
     def __init__(self, shape_zyx, spacing_xyz, origin_xyz):
         self.shape = shape_zyx
-        self.x = origin_xyz[0] + spacing_xyz[0] * np.arange(shape_zyx[2])
-        self.y = origin_xyz[1] + spacing_xyz[1] * np.arange(shape_zyx[1])
-        self.z = origin_xyz[2] + spacing_xyz[2] * np.arange(shape_zyx[0])
+        self.x = (origin_xyz[0] + spacing_xyz[0] * np.arange(shape_zyx[2])).astype(np.float32)
+        self.y = (origin_xyz[1] + spacing_xyz[1] * np.arange(shape_zyx[1])).astype(np.float32)
+        self.z = (origin_xyz[2] + spacing_xyz[2] * np.arange(shape_zyx[0])).astype(np.float32)
 
     def box(self, center, half):
         """Slices (z, y, x) covering center ± half (mm), clipped; None when outside."""
@@ -96,9 +96,10 @@ class Grid:
 
     def local(self, sl, center, R):
         """Local coordinates (u, v, w) of the box's voxels in the frame of rotation R."""
-        dz = (self.z[sl[0]] - center[2])[:, None, None]
-        dy = (self.y[sl[1]] - center[1])[None, :, None]
-        dx = (self.x[sl[2]] - center[0])[None, None, :]
+        dz = (self.z[sl[0]] - np.float32(center[2]))[:, None, None]
+        dy = (self.y[sl[1]] - np.float32(center[1]))[None, :, None]
+        dx = (self.x[sl[2]] - np.float32(center[0]))[None, None, :]
+        R = R.astype(np.float32)
         return [R[i, 0] * dx + R[i, 1] * dy + R[i, 2] * dz for i in range(3)]
 
 
@@ -107,8 +108,9 @@ def _waves(u, v, w, rng, amp, n=4, wavelength=(40.0, 120.0)):
     out = 0.0
     for _ in range(n):
         k = rng.normal(size=3)
-        k *= 2 * np.pi / rng.uniform(*wavelength) / np.linalg.norm(k)
-        out = out + (amp / np.sqrt(n)) * np.sin(k[0] * u + k[1] * v + k[2] * w + rng.uniform(0, 2 * np.pi))
+        k = (k * 2 * np.pi / rng.uniform(*wavelength) / np.linalg.norm(k)).astype(np.float32)
+        phase = np.float32(rng.uniform(0, 2 * np.pi))
+        out = out + np.float32(amp / np.sqrt(n)) * np.sin(k[0] * u + k[1] * v + k[2] * w + phase)
     return out
 
 
@@ -128,6 +130,22 @@ def paint_ellipsoid(lab, grid, label, center, axes, R=None, rng=None, deform_mm=
         inside &= np.isin(lab[sl], where)
     lab[sl][inside] = label
     return sl, inside
+
+
+def paint_cylinder(lab, grid, label, center_xy, axes_xy, where=None):
+    """Set ``label`` in a vertical elliptic cylinder through the whole volume (2D mask)."""
+    m2 = ((grid.x[None, :] - center_xy[0]) / axes_xy[0]) ** 2 + ((grid.y[:, None] - center_xy[1]) / axes_xy[1]) ** 2 <= 1
+    if where is None:
+        lab[:, m2] = label
+    else:
+        sub = lab[:, m2]
+        sub[np.isin(sub, where)] = label
+        lab[:, m2] = sub
+
+
+def _spine(lab, grid, spine_y):
+    paint_cylinder(lab, grid, LABELS["bone"], (0, spine_y), (17, 16))
+    paint_cylinder(lab, grid, LABELS["bone"], (0, spine_y + 22), (6, 12))
 
 
 def paint_tube(lab, grid, label, p0, p1, radius, where=None):
@@ -186,9 +204,8 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
     # spine and paraspinal muscles
     spine_y = cav_y - 18
     for side in (-1, 1):
-        paint_ellipsoid(lab, grid, LABELS["muscle"], (side * 32, cav_y + 2, 0), (22, 18, 400))
-    paint_ellipsoid(lab, grid, LABELS["bone"], (0, spine_y, 0), (17, 16, 400))
-    paint_ellipsoid(lab, grid, LABELS["bone"], (0, spine_y + 22, 0), (6, 12, 400))
+        paint_cylinder(lab, grid, LABELS["muscle"], (side * 32, cav_y + 2), (22, 18))
+    _spine(lab, grid, spine_y)
     # heart above the diaphragm, great vessels
     paint_ellipsoid(lab, grid, LABELS["heart"], (15, -25, dome + 45), (60, 45, 50), _rot(0.4), rng, 4)
     aorta = (18, spine_y - 30)
@@ -215,7 +232,7 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
     )
 
     # liver: right lobe + left lobe, deformed; cirrhosis gives a nodular surface
-    scale = rng.uniform(0.88, 1.1) * (0.92 if row["cirrhosis"] else 1.0)
+    scale = rng.uniform(0.95, 1.15) * (0.93 if row["cirrhosis"] else 1.0)
     right_c = np.array([-cav_x + 66 * scale, rng.uniform(-12, 0), dome - 55 * scale])
     right_ax = np.array([64, 66, 58]) * scale * rng.uniform(0.93, 1.07, 3)
     left_c = right_c + np.array([72, -26, 14]) * scale
@@ -250,7 +267,9 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
     min_r = 1.6 * sp[0]
     for _ in range(n_les - 1):
         r = max(min_r, a_t * rng.uniform(0.2, 0.5))
-        for _try in range(60):
+        for _try in range(120):
+            if _try and _try % 30 == 0:
+                r = max(min_r, 0.7 * r)
             cand = (right_c if rng.uniform() < 0.75 else left_c) + rng.uniform(-0.55, 0.55, 3) * right_ax
             if all(np.linalg.norm(cand - c) > ax_[0] + r + 2 * sp[0] + 3 for c, ax_, _ in lesions):
                 lesions.append((cand, np.array([r, r * 0.9, r * 0.85]), _rot(rng.uniform(0, np.pi))))
@@ -261,8 +280,7 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
         liver[sl] |= inside
 
     # the spine and the aorta stay where they are, whatever the liver's shape
-    paint_ellipsoid(lab, grid, LABELS["bone"], (0, spine_y, 0), (17, 16, 400))
-    paint_ellipsoid(lab, grid, LABELS["bone"], (0, spine_y + 22, 0), (6, 12, 400))
+    _spine(lab, grid, spine_y)
     paint_tube(lab, grid, LABELS["aorta"], (*aorta, grid.z[0] - 5), (*aorta, z_top + 5), 10.0)
     liver &= np.isin(lab, [LABELS["liver"]])
 
@@ -306,7 +324,7 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
         bound = 1.0 - 0.35 * irr * lobes * (1 - cos2) ** 2
         rel = q / bound  # ≤ 1 inside the tumor
         r_mean = float(np.mean(axs))
-        in_tumor = (rel <= 1.0) & liver[sl]
+        in_tumor = _largest_component((rel <= 1.0) & liver[sl])
         rim = in_tumor & (rel > 1 - 2.0 / r_mean)
         halo = (rel > 1.0) & (rel <= 1 + 5.0 / r_mean) & (lab[sl] == LABELS["liver"])
         lab[sl][halo] = LABELS["ring"]
@@ -327,6 +345,17 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
     if arterial:
         art = _to_hu(lab, texture, _table(ARTERIAL_HU, liver_hu - 35, row, cap, ring, portal_phase=False), scanner, sp, rng)
     return Phantom(portal, liver.astype(np.uint8), tumor.astype(np.uint8), sp, origin, art, tuple(lesions[0][1]), len(lesions))
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 6-connected component of a lesion (drops fragments cut by vessels/spine)."""
+    from scipy import ndimage
+
+    lab, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = np.bincount(lab.ravel())[1:]
+    return lab == (1 + int(np.argmax(sizes)))
 
 
 def _erode_cheap(mask: np.ndarray) -> np.ndarray:

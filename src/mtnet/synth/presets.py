@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mtnet.errors import InputError
+
 PRESETS = ("tiny", "demo", "paper", "benchmark")
 
 
@@ -44,7 +46,7 @@ class CenterPreset:
 
 # field of view (x, y, z) in mm of each preset; tiny is smaller and coarser
 FOV_MM = {
-    "tiny": (288.0, 228.0, 150.0),
+    "tiny": (288.0, 228.0, 175.0),
     "demo": (320.0, 250.0, 180.0),
     "paper": (320.0, 250.0, 180.0),
     "benchmark": (320.0, 250.0, 180.0),
@@ -53,9 +55,9 @@ FOV_MM = {
 _SCANNERS = {
     "YPH": Scanner(1.9, 4.0, 14.0, 4.0, 0.9, "SYNTHETIC-GE", "PHANTOM LightSpeed", 120, "STANDARD"),
     "ZPH": Scanner(2.0, 3.0, 10.0, 0.0, 0.8, "SYNTHETIC-SIEMENS", "PHANTOM Definition", 120, "B30f"),
-    "SPH": Scanner(1.7, 2.5, 12.0, -6.0, 1.0, "SYNTHETIC-PHILIPS", "PHANTOM Brilliance", 120, "B"),
+    "SPH": Scanner(2.0, 3.0, 12.0, -6.0, 1.0, "SYNTHETIC-PHILIPS", "PHANTOM Brilliance", 120, "B"),
     "NFH": Scanner(2.2, 5.0, 16.0, 8.0, 1.1, "SYNTHETIC-TOSHIBA", "PHANTOM Aquilion", 120, "FC08"),
-    "ZCPH": Scanner(2.0, 3.75, 13.0, -3.0, 0.9, "SYNTHETIC-GE", "PHANTOM Optima", 100, "STANDARD"),
+    "ZCPH": Scanner(2.1, 3.75, 13.0, -3.0, 0.9, "SYNTHETIC-GE", "PHANTOM Optima", 100, "STANDARD"),
     "TA": Scanner(3.0, 5.0, 12.0, 0.0, 1.2, "SYNTHETIC-A", "PHANTOM-A"),
     "TB": Scanner(3.2, 6.0, 15.0, 5.0, 1.4, "SYNTHETIC-B", "PHANTOM-B"),
     "TX": Scanner(3.0, 5.0, 14.0, -5.0, 1.2, "SYNTHETIC-X", "PHANTOM-X"),
@@ -63,8 +65,8 @@ _SCANNERS = {
 
 _FORMATS = {
     # name: (image_format, tumor_mask_format, clinical_format, decoy_fraction)
-    "SPH": ("dicom", "dicom-seg", "xlsx", 0.3),
-    "ZCPH": ("dicom", "dicom-seg", "xlsx", 0.3),
+    "SPH": ("dicom", "dicom-seg", "xlsx", 0.15),
+    "ZCPH": ("dicom", "dicom-seg", "xlsx", 0.15),
     "NFH": ("nifti", "nifti", "xlsx", 0.0),
     "TB": ("dicom", "dicom-seg", "xlsx", 0.3),
     "TX": ("nifti", "nifti", "xlsx", 0.0),
@@ -106,7 +108,7 @@ def center_preset(settings: dict) -> CenterPreset:
     """The generator settings of one centre: preset defaults, then the config's overrides."""
     preset, center, role = settings["preset"], settings["center"], settings["role"]
     if preset not in PRESETS:
-        raise ValueError(f"unknown synthetic preset {preset!r} (one of {', '.join(PRESETS)})")
+        raise InputError(f"unknown synthetic preset {preset!r}", center=center, fix=f"use one of {', '.join(PRESETS)}")
     n, k = _SIZES[preset].get(center, _ROLE_DEFAULT[preset][role])
     n = int(settings.get("n_patients", n))
     if "n_events" in settings:
@@ -114,13 +116,15 @@ def center_preset(settings: dict) -> CenterPreset:
     elif "n_patients" in settings:
         k = max(1, round(n * _ROLE_DEFAULT[preset][role][1] / _ROLE_DEFAULT[preset][role][0]))
     if not 1 <= k < n:
-        raise ValueError(f"centre {center}: n_events={k} must be in [1, n_patients={n})")
+        raise InputError(f"synthetic n_events={k} is not in [1, n_patients={n})", center=center,
+                         fix="set synthetic.n_events below synthetic.n_patients")
     img, seg, clin, decoy = _FORMATS.get(center, ("nifti", "nifti", "csv", 0.0))
     img = settings.get("image_format", img)
     seg = settings.get("tumor_mask_format", seg)
     clin = settings.get("clinical_format", clin)
     if seg == "dicom-seg" and img != "dicom":
-        raise ValueError(f"centre {center}: tumor_mask_format dicom-seg needs image_format dicom")
+        raise InputError("synthetic tumor_mask_format dicom-seg needs DICOM images", center=center,
+                         fix="set synthetic.image_format: dicom or tumor_mask_format: nifti")
     tiny_center = center in ("TA", "TB", "TX")
     scanner = _SCANNERS.get(center) if (preset == "tiny") == tiny_center else None
     scanner = scanner or _default_scanner(center, preset)

@@ -8,6 +8,7 @@ README sheets).
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -23,8 +24,8 @@ FIXED_DATE = (2020, 1, 1, 0, 0, 0)
 
 
 def uid(*parts: object) -> str:
-    """A deterministic DICOM UID (2.25 root) from the names of the object."""
-    return generate_uid(prefix=None, entropy_srcs=[str(p) for p in parts])
+    """A deterministic DICOM UID (pydicom's root + SHA-512 of the object's names)."""
+    return generate_uid(entropy_srcs=["mtnet.synth", *map(str, parts)])
 
 
 def write_nifti(path: Path, array_zyx: np.ndarray, spacing, origin, description: str = SYNTHETIC_NOTE) -> None:
@@ -49,42 +50,46 @@ def write_dicom_series(
     nz, ny, nx = hu_zyx.shape
     stored = np.clip(hu_zyx.astype(np.int32) + 1024, 0, 4095).astype(np.uint16)
     series_uid = uids[phase]
+    base = Dataset()
+    base.SOPClassUID = CTImageStorage
+    for key, value in header.items():
+        setattr(base, key, value)
+    base.Modality = "CT"
+    base.SeriesDescription = f"{phase.upper()} PHASE SYNTHETIC"
+    base.SeriesNumber = series_number
+    base.StudyInstanceUID = uids["study"]
+    base.SeriesInstanceUID = series_uid
+    base.FrameOfReferenceUID = uids["frame"]
+    base.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    base.ContrastBolusAgent = "SYNTHETIC IV CONTRAST"
+    base.ImageComments = SYNTHETIC_NOTE
+    base.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    base.PixelSpacing = [float(spacing[1]), float(spacing[0])]
+    base.SliceThickness = float(spacing[2])
+    base.SpacingBetweenSlices = float(spacing[2])
+    base.Rows, base.Columns = ny, nx
+    base.SamplesPerPixel = 1
+    base.PhotometricInterpretation = "MONOCHROME2"
+    base.BitsAllocated, base.BitsStored, base.HighBit = 16, 16, 15
+    base.PixelRepresentation = 0
+    base.RescaleIntercept, base.RescaleSlope, base.RescaleType = -1024, 1, "HU"
+    base.WindowCenter, base.WindowWidth = 60, 400
     datasets = []
     for k in range(nz):
         inst = nz - k
-        ds = Dataset()
         sop_uid = uid(series_uid, k)
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
         meta.MediaStorageSOPInstanceUID = sop_uid
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.update(base)
         ds.file_meta = meta
-        ds.SOPClassUID = CTImageStorage
         ds.SOPInstanceUID = sop_uid
-        for key, value in header.items():
-            setattr(ds, key, value)
-        ds.Modality = "CT"
-        ds.SeriesDescription = f"{phase.upper()} PHASE SYNTHETIC"
-        ds.SeriesNumber = series_number
         ds.InstanceNumber = inst
-        ds.StudyInstanceUID = uids["study"]
-        ds.SeriesInstanceUID = series_uid
-        ds.FrameOfReferenceUID = uids["frame"]
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.ContrastBolusAgent = "SYNTHETIC IV CONTRAST"
-        ds.ImageComments = SYNTHETIC_NOTE
-        ds.ImagePositionPatient = [float(origin[0]), float(origin[1]), round(float(origin[2] + k * spacing[2]), 4)]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.PixelSpacing = [float(spacing[1]), float(spacing[0])]
-        ds.SliceThickness = float(spacing[2])
-        ds.SliceLocation = round(float(origin[2] + k * spacing[2]), 4)
-        ds.Rows, ds.Columns = ny, nx
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-        ds.PixelRepresentation = 0
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
-        ds.WindowCenter, ds.WindowWidth = 60, 400
+        z = round(float(origin[2] + k * spacing[2]), 4)
+        ds.ImagePositionPatient = [float(origin[0]), float(origin[1]), z]
+        ds.SliceLocation = z
         ds.PixelData = stored[k].tobytes()
         ds.save_as(folder / f"IM{inst:04d}.dcm", enforce_file_format=True)
         datasets.append(ds)
@@ -126,6 +131,14 @@ def write_dicom_seg(path: Path, source: list[Dataset], mask_zyx: np.ndarray, uid
     for key in ("InstanceCreationTime", "ContentTime", "SeriesTime"):
         if key in seg:
             setattr(seg, key, header["StudyTime"])
+    # highdicom stamps the wall-clock time and random UIDs: fix them for determinism
+    for item in seg.get("ContributingEquipmentSequence", []):
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = header["StudyDate"] + header["StudyTime"]
+    dim_uid = uid(uids["seg"], "dimension-organization")
+    for key in ("DimensionOrganizationSequence", "DimensionIndexSequence"):
+        for item in seg.get(key, []):
+            item.DimensionOrganizationUID = dim_uid
     seg.SeriesDescription = "TUMOR SEGMENTATION SYNTHETIC"
     seg.save_as(path, enforce_file_format=True)
 
@@ -171,4 +184,7 @@ def _stable_zip(data: bytes, path: Path) -> None:
             fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_DATE)
             fixed.compress_type = zipfile.ZIP_DEFLATED
             fixed.external_attr = 0o600 << 16
-            zout.writestr(fixed, zin.read(info.filename))
+            content = zin.read(info.filename)
+            if info.filename == "docProps/core.xml":  # openpyxl stamps 'modified' at save
+                content = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2020-01-01T00:00:00Z", content)
+            zout.writestr(fixed, content)
