@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import os
 import re
 import subprocess
 import time
@@ -59,6 +58,14 @@ def test_every_training_rule_asks_for_a_gpu():
         gpu = p["set-resources"].get(rule, {})
         assert gpu.get("gpu", 0) >= 1 or "gpu" in gpu.get("gres", ""), rule
         assert gpu.get("cpus_per_gpu", 0) >= 1 and gpu.get("mem_mb", 0) >= 8000, rule
+
+
+def test_the_test_overlay_covers_every_set_resources_rule_of_the_profile():
+    """The overlay replaces the profile's whole set-resources: it must repeat each rule."""
+    overlay = yaml.safe_load((TEST_PROFILE / "config.yaml").read_text())
+    assert set(profile()["set-resources"]) <= set(overlay["set-resources"])
+    for rule, resources in overlay["set-resources"].items():
+        assert resources.get("cpus_per_gpu", 1) <= 2 and resources.get("mem_mb", 0) <= 8000, rule
 
 
 def test_profile_name_resolves_from_the_repository_root(tmp_path):
