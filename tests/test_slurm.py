@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import os
 import re
 import subprocess
 import time
@@ -52,12 +51,21 @@ def test_profile_sets_the_slurm_executor_and_its_essentials():
 def test_every_training_rule_asks_for_a_gpu():
     p = profile()
     rules = "\n".join(f.read_text() for f in (REPO / "workflow" / "rules").glob("*.smk"))
-    training = set(re.findall(r"^rule (train_\w+):", rules, re.MULTILINE)) - {"train_clinical_lr"}
+    # the deep-learning training rules (the liver UNet, the MTnet variants)
+    training = set(re.findall(r"^rule (train_\w*(?:unet|mtnet)\w*):", rules, re.MULTILINE | re.IGNORECASE))
     assert "train_liver_unet" in training
     for rule in training:
         gpu = p["set-resources"].get(rule, {})
         assert gpu.get("gpu", 0) >= 1 or "gpu" in gpu.get("gres", ""), rule
         assert gpu.get("cpus_per_gpu", 0) >= 1 and gpu.get("mem_mb", 0) >= 8000, rule
+
+
+def test_the_test_overlay_covers_every_set_resources_rule_of_the_profile():
+    """The overlay replaces the profile's whole set-resources: it must repeat each rule."""
+    overlay = yaml.safe_load((TEST_PROFILE / "config.yaml").read_text())
+    assert set(profile()["set-resources"]) <= set(overlay["set-resources"])
+    for rule, resources in overlay["set-resources"].items():
+        assert resources.get("cpus_per_gpu", 1) <= 2 and resources.get("mem_mb", 0) <= 8000, rule
 
 
 def test_profile_name_resolves_from_the_repository_root(tmp_path):
