@@ -142,12 +142,29 @@ def test_segment_center_provided_missing_mask_names_patient(tmp_path):
         segment_center("C1", "provided", inputs, outputs, SETTINGS)
 
 
-def test_segment_center_reference_on_another_grid_names_patient(tmp_path):
+def test_synthetic_reference_on_the_scanner_grid_is_resampled(tmp_path):
+    """The generator's masks keep the scanner's grid: resampled (nearest) for the QC Dice."""
     inputs, outputs = _center(tmp_path, n=1)
     truth = os.path.join(inputs["truth"], "liver_masks", "C1-0000.nii.gz")
-    _, other, _ = abdomen(3.0, seed=1)
-    sitk.WriteImage(other, truth)
-    with pytest.raises(InputError, match="patient C1-0000.*another grid"):
+    image = sitk.ReadImage(os.path.join(inputs["images"], "C1-0000.nii.gz"))
+    given = sitk.ReadImage(truth)
+    coarse = sitk.Resample(given, [s // 2 for s in given.GetSize()], sitk.Transform(),
+                           sitk.sitkNearestNeighbor, given.GetOrigin(),
+                           [2 * s for s in given.GetSpacing()], given.GetDirection(), 0,
+                           sitk.sitkUInt8)
+    sitk.WriteImage(coarse, truth)
+    assert coarse.GetSize() != image.GetSize()
+    table = segment_center("C1", "classical", inputs, outputs, SETTINGS)
+    assert table.loc[0, "reference"] == "synthetic_truth" and table.loc[0, "dice"] > 0.5
+
+
+def test_reference_outside_the_image_names_patient(tmp_path):
+    inputs, outputs = _center(tmp_path, n=1)
+    truth = os.path.join(inputs["truth"], "liver_masks", "C1-0000.nii.gz")
+    given = sitk.ReadImage(truth)
+    given.SetOrigin([o + 5000.0 for o in given.GetOrigin()])
+    sitk.WriteImage(given, truth)
+    with pytest.raises(InputError, match="patient C1-0000.*does not overlap"):
         segment_center("C1", "classical", inputs, outputs, SETTINGS)
 
 
