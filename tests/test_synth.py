@@ -155,10 +155,13 @@ def test_same_seed_same_bytes_other_seed_differs(dicom_center, tmp_path):
 
 def test_dicom_series_loads_at_scanner_spacing(dicom_center):
     data = dicom_center / "data"
-    truth_liver = sitk.ReadImage(str(dicom_center / "truth" / "liver_masks" / "TB-0001.nii.gz"))
-    folder = data / "images" / "TB-0001" / "series_3"
+    truth_liver = sitk.ReadImage(str(dicom_center / "truth" / "liver_masks" / "TB-0002.nii.gz"))
+    folder = data / "images" / "TB-0002"  # (seed 7) has an arterial decoy beside the portal series
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    series = {pydicom.dcmread(reader.GetGDCMSeriesFileNames(str(folder), u)[0]).SeriesDescription: u
+              for u in reader.GetGDCMSeriesIDs(str(folder))}
+    assert sorted(series) == ["ARTERIAL PHASE SYNTHETIC", "PORTAL PHASE SYNTHETIC"]
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series["PORTAL PHASE SYNTHETIC"]))
     img = reader.Execute()
     assert np.allclose(img.GetSpacing(), (3.2, 3.2, 6.0))
     assert img.GetSize() == truth_liver.GetSize()
@@ -167,7 +170,7 @@ def test_dicom_series_loads_at_scanner_spacing(dicom_center):
     hu = sitk.GetArrayFromImage(img)
     liver = sitk.GetArrayFromImage(truth_liver) > 0
     assert hu.min() >= -1024 and 60 < np.median(hu[liver]) < 140  # portal-phase liver in HU
-    files = sorted(folder.glob("*.dcm"))
+    files = sorted(folder.glob("S03_*.dcm"))
     slices = sorted((pydicom.dcmread(f) for f in files), key=lambda d: float(d.ImagePositionPatient[2]))
     z = np.array([float(d.ImagePositionPatient[2]) for d in slices])
     assert np.allclose(np.diff(z), 6.0)
@@ -183,7 +186,7 @@ def test_dicom_series_loads_at_scanner_spacing(dicom_center):
 def test_dicom_seg_round_trips_to_truth_mask(dicom_center):
     data = dicom_center / "data"
     for pid in ("TB-0001", "TB-0002"):
-        seg = read_dicom_seg_mask(data / "tumor_masks" / f"{pid}.dcm", data / "images" / pid / "series_3")
+        seg = read_dicom_seg_mask(data / "tumor_masks" / f"{pid}.dcm", data / "images" / pid)
         truth = sitk.GetArrayFromImage(sitk.ReadImage(str(dicom_center / "truth" / "tumor_masks" / f"{pid}.nii.gz")))
         assert seg.shape == truth.shape and truth.sum() > 0
         assert np.array_equal(seg, truth)
@@ -196,7 +199,7 @@ def test_dicom_identity_is_synthetic_and_recorded(dicom_center):
     ids = pd.read_csv(dicom_center / "truth" / "dicom_identifiers.tsv", sep="\t", dtype=str)
     assert len(ids) == 5
     for row in ids.itertuples():
-        ds = pydicom.dcmread(next((dicom_center / "data" / "images" / row.patient_id / "series_3").glob("*.dcm")))
+        ds = pydicom.dcmread(next((dicom_center / "data" / "images" / row.patient_id).glob("S03_*.dcm")))
         assert str(ds.PatientName) == row.PatientName and ds.PatientID == row.PatientID
         assert ds.PatientBirthDate == row.PatientBirthDate
         assert row.patient_id not in (row.PatientID, row.PatientName)
