@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mtnet.seeds import derive_seed, rng as make_rng
+from mtnet.seeds import rng as make_rng
 from mtnet.synth.model import CANONICAL_COLUMNS, TRAITS, ceilings_record, draw_center_table
 from mtnet.synth.presets import FOV_MM, CenterPreset, center_preset
 

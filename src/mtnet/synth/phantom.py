@@ -168,7 +168,7 @@ def paint_tube(lab, grid, label, p0, p1, radius, where=None):
     lab[sl][inside] = label
 
 
-def _lesion_frame(rng, a, big):
+def _lesion_frame(rng, big):
     theta = rng.uniform(-0.35, 0.35) if big else rng.uniform(0, np.pi)
     return _rot(theta, rng.uniform(-0.15, 0.15), rng.uniform(-0.15, 0.15))
 
@@ -263,7 +263,7 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
     c0[0] = np.clip(c0[0], -cav_x + a_t + 8, cav_x - a_t - 8) if a_t + 8 < cav_x else 0.0
     c0[1] = np.clip(c0[1], -cav_y + b_t + 6, cav_y - b_t - 6) if b_t + 6 < cav_y else 0.0
     c0[2] = np.clip(c0[2], grid.z[0] + c_t + 4, grid.z[-1] - c_t - 4)
-    lesions.append((c0, np.array([a_t, b_t, c_t]), _lesion_frame(rng, a_t, big)))
+    lesions.append((c0, np.array([a_t, b_t, c_t]), _lesion_frame(rng, big)))
     min_r = 1.6 * sp[0]
     for _ in range(n_les - 1):
         r = max(min_r, a_t * rng.uniform(0.2, 0.5))

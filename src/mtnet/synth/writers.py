@@ -7,6 +7,7 @@ README sheets).
 
 from __future__ import annotations
 
+import datetime
 import io
 import re
 import zipfile
@@ -173,8 +174,6 @@ def write_table(df: pd.DataFrame, path: Path, readme: str) -> None:
         df.to_excel(xw, sheet_name="clinical", index=False)
         pd.DataFrame({"README": readme.splitlines()}).to_excel(xw, sheet_name="README", index=False)
         props = xw.book.properties
-        import datetime
-
         props.created = props.modified = datetime.datetime(*FIXED_DATE)
         props.creator = "mtnet.synth (SYNTHETIC)"
     _stable_zip(buf.getvalue(), path)
