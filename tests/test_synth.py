@@ -297,3 +297,50 @@ def test_synth_rule_writes_a_center(tmp_path):
     table = pd.read_csv(data / "clinical.csv")
     assert len(table) == 20 and int(table["mvi"].sum()) == 3
     assert (tmp_path / "results" / "synth" / "TA" / "truth" / "ceilings.json").exists()
+
+
+TRAIT_NAMES = ("heterogeneity", "margin_irregularity", "anti_corona", "capsule", "vessel_contact")
+
+
+def _render_with_trait(name: str, value: float):
+    """The same patient (60 mm single lesion, demo scanner), one trait at ``value``, others 0."""
+    from mtnet.seeds import rng
+    from mtnet.synth import phantom
+    from mtnet.synth.presets import FOV_MM, center_preset
+
+    settings = {"preset": "demo", "center": "YPH", "role": "train", "n_patients": 4, "n_events": 1}
+    row = draw_center_table(settings, SEED).iloc[0].to_dict()
+    row.update(max_diameter_mm=60.0, lesion_number=1, location="right")
+    for t in TRAIT_NAMES:
+        row[f"trait_{t}"] = value if t == name else 0.0
+    return phantom.render(row, center_preset(settings).scanner, FOV_MM["demo"], rng(SEED, "traits"))
+
+
+def _trait_measure(name: str, ph) -> float:
+    from mtnet.synth.phantom import LABELS
+
+    tumor = ph.tumor > 0
+    liver_hu = np.median(ph.image[ph.labels == LABELS["liver"]])
+    if name == "heterogeneity":  # SD inside the tumor core
+        return float(ph.image[ndimage.binary_erosion(tumor, iterations=2)].std())
+    if name == "margin_irregularity":  # carved volume
+        return float(tumor.sum())
+    if name == "capsule":  # outermost tumor layer vs parenchyma
+        return float(ph.image[tumor & ~ndimage.binary_erosion(tumor)].mean() - liver_hu)
+    if name == "anti_corona":  # first voxels outside the tumor vs parenchyma
+        shell = ndimage.binary_dilation(tumor, iterations=2) & ~tumor & (ph.liver > 0)
+        return float(ph.image[shell].mean() - liver_hu)
+    dist = ndimage.distance_transform_edt(~tumor, sampling=ph.spacing[::-1])
+    return float(dist[ph.labels == LABELS["portal"]].min())  # gap to the nearest portal vessel
+
+
+@pytest.mark.parametrize(
+    "name,relation",
+    [("heterogeneity", lambda lo, hi: hi > lo + 10), ("margin_irregularity", lambda lo, hi: hi < 0.95 * lo),
+     ("capsule", lambda lo, hi: hi > lo + 10), ("anti_corona", lambda lo, hi: hi < lo - 10),
+     ("vessel_contact", lambda lo, hi: hi < lo - 3 and hi <= 2.5)],
+)
+def test_image_traits_are_visible(name, relation):
+    lo = _trait_measure(name, _render_with_trait(name, -2.0))
+    hi = _trait_measure(name, _render_with_trait(name, 2.0))
+    assert relation(lo, hi), (name, lo, hi)
