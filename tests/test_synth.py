@@ -155,10 +155,13 @@ def test_same_seed_same_bytes_other_seed_differs(dicom_center, tmp_path):
 
 def test_dicom_series_loads_at_scanner_spacing(dicom_center):
     data = dicom_center / "data"
-    truth_liver = sitk.ReadImage(str(dicom_center / "truth" / "liver_masks" / "TB-0001.nii.gz"))
-    folder = data / "images" / "TB-0001" / "series_3"
+    truth_liver = sitk.ReadImage(str(dicom_center / "truth" / "liver_masks" / "TB-0002.nii.gz"))
+    folder = data / "images" / "TB-0002"  # (seed 7) has an arterial decoy beside the portal series
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    series = {pydicom.dcmread(reader.GetGDCMSeriesFileNames(str(folder), u)[0]).SeriesDescription: u
+              for u in reader.GetGDCMSeriesIDs(str(folder))}
+    assert sorted(series) == ["ARTERIAL PHASE SYNTHETIC", "PORTAL PHASE SYNTHETIC"]
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series["PORTAL PHASE SYNTHETIC"]))
     img = reader.Execute()
     assert np.allclose(img.GetSpacing(), (3.2, 3.2, 6.0))
     assert img.GetSize() == truth_liver.GetSize()
@@ -167,7 +170,7 @@ def test_dicom_series_loads_at_scanner_spacing(dicom_center):
     hu = sitk.GetArrayFromImage(img)
     liver = sitk.GetArrayFromImage(truth_liver) > 0
     assert hu.min() >= -1024 and 60 < np.median(hu[liver]) < 140  # portal-phase liver in HU
-    files = sorted(folder.glob("*.dcm"))
+    files = sorted(folder.glob("S03_*.dcm"))
     slices = sorted((pydicom.dcmread(f) for f in files), key=lambda d: float(d.ImagePositionPatient[2]))
     z = np.array([float(d.ImagePositionPatient[2]) for d in slices])
     assert np.allclose(np.diff(z), 6.0)
@@ -183,7 +186,7 @@ def test_dicom_series_loads_at_scanner_spacing(dicom_center):
 def test_dicom_seg_round_trips_to_truth_mask(dicom_center):
     data = dicom_center / "data"
     for pid in ("TB-0001", "TB-0002"):
-        seg = read_dicom_seg_mask(data / "tumor_masks" / f"{pid}.dcm", data / "images" / pid / "series_3")
+        seg = read_dicom_seg_mask(data / "tumor_masks" / f"{pid}.dcm", data / "images" / pid)
         truth = sitk.GetArrayFromImage(sitk.ReadImage(str(dicom_center / "truth" / "tumor_masks" / f"{pid}.nii.gz")))
         assert seg.shape == truth.shape and truth.sum() > 0
         assert np.array_equal(seg, truth)
@@ -196,7 +199,7 @@ def test_dicom_identity_is_synthetic_and_recorded(dicom_center):
     ids = pd.read_csv(dicom_center / "truth" / "dicom_identifiers.tsv", sep="\t", dtype=str)
     assert len(ids) == 5
     for row in ids.itertuples():
-        ds = pydicom.dcmread(next((dicom_center / "data" / "images" / row.patient_id / "series_3").glob("*.dcm")))
+        ds = pydicom.dcmread(next((dicom_center / "data" / "images" / row.patient_id).glob("S03_*.dcm")))
         assert str(ds.PatientName) == row.PatientName and ds.PatientID == row.PatientID
         assert ds.PatientBirthDate == row.PatientBirthDate
         assert row.patient_id not in (row.PatientID, row.PatientName)
@@ -294,3 +297,50 @@ def test_synth_rule_writes_a_center(tmp_path):
     table = pd.read_csv(data / "clinical.csv")
     assert len(table) == 20 and int(table["mvi"].sum()) == 3
     assert (tmp_path / "results" / "synth" / "TA" / "truth" / "ceilings.json").exists()
+
+
+TRAIT_NAMES = ("heterogeneity", "margin_irregularity", "anti_corona", "capsule", "vessel_contact")
+
+
+def _render_with_trait(name: str, value: float):
+    """The same patient (60 mm single lesion, demo scanner), one trait at ``value``, others 0."""
+    from mtnet.seeds import rng
+    from mtnet.synth import phantom
+    from mtnet.synth.presets import FOV_MM, center_preset
+
+    settings = {"preset": "demo", "center": "YPH", "role": "train", "n_patients": 4, "n_events": 1}
+    row = draw_center_table(settings, SEED).iloc[0].to_dict()
+    row.update(max_diameter_mm=60.0, lesion_number=1, location="right")
+    for t in TRAIT_NAMES:
+        row[f"trait_{t}"] = value if t == name else 0.0
+    return phantom.render(row, center_preset(settings).scanner, FOV_MM["demo"], rng(SEED, "traits"))
+
+
+def _trait_measure(name: str, ph) -> float:
+    from mtnet.synth.phantom import LABELS
+
+    tumor = ph.tumor > 0
+    liver_hu = np.median(ph.image[ph.labels == LABELS["liver"]])
+    if name == "heterogeneity":  # SD inside the tumor core
+        return float(ph.image[ndimage.binary_erosion(tumor, iterations=2)].std())
+    if name == "margin_irregularity":  # carved volume
+        return float(tumor.sum())
+    if name == "capsule":  # outermost tumor layer vs parenchyma
+        return float(ph.image[tumor & ~ndimage.binary_erosion(tumor)].mean() - liver_hu)
+    if name == "anti_corona":  # first voxels outside the tumor vs parenchyma
+        shell = ndimage.binary_dilation(tumor, iterations=2) & ~tumor & (ph.liver > 0)
+        return float(ph.image[shell].mean() - liver_hu)
+    dist = ndimage.distance_transform_edt(~tumor, sampling=ph.spacing[::-1])
+    return float(dist[ph.labels == LABELS["portal"]].min())  # gap to the nearest portal vessel
+
+
+@pytest.mark.parametrize(
+    "name,relation",
+    [("heterogeneity", lambda lo, hi: hi > lo + 10), ("margin_irregularity", lambda lo, hi: hi < 0.95 * lo),
+     ("capsule", lambda lo, hi: hi > lo + 10), ("anti_corona", lambda lo, hi: hi < lo - 10),
+     ("vessel_contact", lambda lo, hi: hi < lo - 3 and hi <= 2.5)],
+)
+def test_image_traits_are_visible(name, relation):
+    lo = _trait_measure(name, _render_with_trait(name, -2.0))
+    hi = _trait_measure(name, _render_with_trait(name, 2.0))
+    assert relation(lo, hi), (name, lo, hi)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mtnet.seeds import derive_seed, rng as make_rng
+from mtnet.seeds import rng as make_rng
 from mtnet.synth.model import CANONICAL_COLUMNS, TRAITS, ceilings_record, draw_center_table
 from mtnet.synth.presets import FOV_MM, CenterPreset, center_preset
 
@@ -141,8 +141,8 @@ def write_center(settings: dict, seed: int, data_dir, truth_dir) -> pd.DataFrame
         )
         folder = images / pid
         if ph.arterial is not None:
-            writers.write_dicom_series(folder / "series_2", ph.arterial, ph.spacing, ph.origin, header, uids, "arterial", 2)
-        source = writers.write_dicom_series(folder / "series_3", ph.image, ph.spacing, ph.origin, header, uids, "portal", 3)
+            writers.write_dicom_series(folder, ph.arterial, ph.spacing, ph.origin, header, uids, "arterial", 2)
+        source = writers.write_dicom_series(folder, ph.image, ph.spacing, ph.origin, header, uids, "portal", 3)
         if cp.tumor_mask_format == "dicom-seg":
             writers.write_dicom_seg(tumors / f"{pid}.dcm", source, ph.tumor, uids, header)
         else:

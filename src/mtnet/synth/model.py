@@ -21,9 +21,10 @@ formulae are documented in ``docs/synthetic_cohort.md``.
 4. **Events**: exactly ``n_events`` MVI events, drawn from the conditional Bernoulli law
    P(Y | ΣY = k) ∝ Π p_i^{y_i}(1 − p_i)^{1−y_i} by rejection (independent Bernoulli
    draws in batches until one sums to k; exact, not an approximation).
-5. **Times**: time to MVI of an event ~ log-normal (median 420 d · e^{−0.35(η − η̄)}),
-   follow-up end ~ U(400, 3400) d, non-events censored at ≥ 365 d; overall survival with
-   an exponential hazard, HR 3.0 for MVI and HR 1.35 per unit of the risk's linear predictor.
+5. **Times**: time to MVI of an event ~ LogNormal(log 420 − 0.35(η − η̄), 0.7²) days,
+   follow-up end ~ U(400, 3400) d, non-events censored at ≥ 365 d; death after MVI at
+   + Exp(median 300 e^{−0.2(η−η̄)}) d, without MVI at 365 + Exp(median 1500 e^{−0.3(η−η̄)}) d
+   (:func:`draw_times`), η = α + f + g, η̄ = logit(event rate).
 """
 
 from __future__ import annotations

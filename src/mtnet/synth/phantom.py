@@ -13,7 +13,7 @@ s(t) = expit(1.2 t) ∈ (0, 1):
 - margin irregularity → lobulated carving of the tumor surface (depth 35 s % of the radius,
   zero at the long-axis tips so the longest axial diameter stays the table's);
 - anti-corona → a 5 mm peritumoral ring, 40 s HU below the parenchyma;
-- capsule → an enhancing 2 mm rim, +40 s HU;
+- capsule → an enhancing rim (2 mm, at least one voxel), liver + 50 s HU;
 - vessel contact → a portal branch passing at 12 − 16 s mm from the tumor surface
   (negative: abutting/indenting).
 
@@ -58,6 +58,7 @@ class Phantom:
     arterial: np.ndarray | None
     target_axes_mm: tuple      # semi-axes (a, b, c) of the target lesion
     n_lesions: int
+    labels: np.ndarray | None = None  # uint8 (z, y, x), :data:`LABELS`
 
 
 def _s(t: float) -> float:
@@ -168,7 +169,7 @@ def paint_tube(lab, grid, label, p0, p1, radius, where=None):
     lab[sl][inside] = label
 
 
-def _lesion_frame(rng, a, big):
+def _lesion_frame(rng, big):
     theta = rng.uniform(-0.35, 0.35) if big else rng.uniform(0, np.pi)
     return _rot(theta, rng.uniform(-0.15, 0.15), rng.uniform(-0.15, 0.15))
 
@@ -263,7 +264,7 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
     c0[0] = np.clip(c0[0], -cav_x + a_t + 8, cav_x - a_t - 8) if a_t + 8 < cav_x else 0.0
     c0[1] = np.clip(c0[1], -cav_y + b_t + 6, cav_y - b_t - 6) if b_t + 6 < cav_y else 0.0
     c0[2] = np.clip(c0[2], grid.z[0] + c_t + 4, grid.z[-1] - c_t - 4)
-    lesions.append((c0, np.array([a_t, b_t, c_t]), _lesion_frame(rng, a_t, big)))
+    lesions.append((c0, np.array([a_t, b_t, c_t]), _lesion_frame(rng, big)))
     min_r = 1.6 * sp[0]
     for _ in range(n_les - 1):
         r = max(min_r, a_t * rng.uniform(0.2, 0.5))
@@ -297,14 +298,6 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
         tip = right_c + rng.uniform(-0.7, 0.7, 3) * right_ax
         paint_tube(lab, grid, LABELS["portal"], p0, tip, rng.uniform(2.0, 3.2), liver_only)
 
-    # vessel contact of the target lesion: a portal branch at a trait-driven gap
-    c0, axs0, R0 = lesions[0]
-    gap = 12.0 - 16.0 * _s(row["trait_vessel_contact"])
-    side = R0[1] * (1 if rng.uniform() < 0.5 else -1)
-    p_mid = c0 + side * (axs0[1] + gap + 4.0)
-    p_a, p_b = p_mid - R0[2] * (axs0[2] + 30), p_mid + R0[2] * (axs0[2] + 30)
-    paint_tube(lab, grid, LABELS["portal"], p_a, p_b, 4.0, [LABELS["liver"], LABELS["hepatic"]])
-
     # tumors, capsule, anti-corona ring; texture of the tumors
     texture = np.zeros(shape, np.float32)
     tumor = np.zeros(shape, bool)
@@ -325,7 +318,10 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
         rel = q / bound  # ≤ 1 inside the tumor
         r_mean = float(np.mean(axs))
         in_tumor = _largest_component((rel <= 1.0) & liver[sl])
-        rim = in_tumor & (rel > 1 - 2.0 / r_mean)
+        rim = in_tumor & (rel > 1 - max(2.0, sp[0]) / r_mean)  # ≥ one voxel thick
+        # other vessels keep clear of the lesion (contact is the vessel-contact trait's alone)
+        near = (rel <= 1 + 8.0 / r_mean) & np.isin(lab[sl], [LABELS["portal"], LABELS["hepatic"]]) & liver[sl]
+        lab[sl][near] = LABELS["liver"]
         halo = (rel > 1.0) & (rel <= 1 + 5.0 / r_mean) & (lab[sl] == LABELS["liver"])
         lab[sl][halo] = LABELS["ring"]
         lab[sl][in_tumor] = LABELS["tumor"]
@@ -339,12 +335,23 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
         tex[in_tumor] = ((10 + 40 * het) * mosaic)[in_tumor]
         texture[sl] = tex
 
+    # vessel contact of the target lesion: a portal branch at a trait-driven gap
+    c0, axs0, R0 = lesions[0]
+    gap = 12.0 - 16.0 * _s(row["trait_vessel_contact"])
+    side = R0[1] * (1 if rng.uniform() < 0.5 else -1)
+    p_mid = c0 + side * (axs0[1] + gap + 4.0)
+    p_a, p_b = p_mid - R0[2] * (axs0[2] + 30), p_mid + R0[2] * (axs0[2] + 30)
+    paint_tube(lab, grid, LABELS["portal"], p_a, p_b, 4.0, [LABELS["liver"], LABELS["hepatic"], LABELS["ring"]])
+
     liver_hu = float(PORTAL_HU["liver"] + rng.normal(0, 6))
     portal = _to_hu(lab, texture, _table(PORTAL_HU, liver_hu, row, cap, ring, portal_phase=True), scanner, sp, rng)
     art = None
     if arterial:
         art = _to_hu(lab, texture, _table(ARTERIAL_HU, liver_hu - 35, row, cap, ring, portal_phase=False), scanner, sp, rng)
-    return Phantom(portal, liver.astype(np.uint8), tumor.astype(np.uint8), sp, origin, art, tuple(lesions[0][1]), len(lesions))
+    return Phantom(
+        portal, liver.astype(np.uint8), tumor.astype(np.uint8), sp, origin, art,
+        tuple(lesions[0][1]), len(lesions), lab,
+    )
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -372,7 +379,7 @@ def _table(base: dict, liver_hu: float, row, cap: float, ring: float, portal_pha
     hu["liver"] = liver_hu
     if portal_phase:
         hu["tumor"] = liver_hu * (0.72 - 0.05 * float(row["trait_heterogeneity"]))
-        hu["capsule"] = liver_hu + 40 * cap
+        hu["capsule"] = liver_hu + 50 * cap
         hu["ring"] = liver_hu - 40 * ring
     else:
         hu["capsule"] = hu["tumor"]

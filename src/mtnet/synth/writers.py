@@ -7,6 +7,7 @@ README sheets).
 
 from __future__ import annotations
 
+import datetime
 import io
 import re
 import zipfile
@@ -40,7 +41,8 @@ def write_nifti(path: Path, array_zyx: np.ndarray, spacing, origin, description:
 def write_dicom_series(
     folder: Path, hu_zyx: np.ndarray, spacing, origin, header: dict, uids: dict, phase: str, series_number: int
 ) -> list[Dataset]:
-    """One CT series, one file per slice; returns the datasets (for DICOM-SEG references).
+    """One CT series, one file per slice (``S<series>_IM<instance>.dcm`` in the patient's
+    folder, beside any other series); returns the datasets (for DICOM-SEG references).
 
     Geometry: ImageOrientationPatient (1,0,0,0,1,0), ImagePositionPatient of every slice,
     PixelSpacing (row, column) = (y, x), SliceThickness = spacing z; stored value =
@@ -91,7 +93,7 @@ def write_dicom_series(
         ds.ImagePositionPatient = [float(origin[0]), float(origin[1]), z]
         ds.SliceLocation = z
         ds.PixelData = stored[k].tobytes()
-        ds.save_as(folder / f"IM{inst:04d}.dcm", enforce_file_format=True)
+        ds.save_as(folder / f"S{series_number:02d}_IM{inst:04d}.dcm", enforce_file_format=True)
         datasets.append(ds)
     return datasets
 
@@ -143,13 +145,15 @@ def write_dicom_seg(path: Path, source: list[Dataset], mask_zyx: np.ndarray, uid
     seg.save_as(path, enforce_file_format=True)
 
 
-def read_dicom_seg_mask(path: Path, series_folder: Path) -> np.ndarray:
-    """The tumor mask of a DICOM-SEG on its source series' grid, (z, y, x) in z order."""
+def read_dicom_seg_mask(path: Path, folder: Path) -> np.ndarray:
+    """The tumor mask of a DICOM-SEG on the grid of the series it references (the files of
+    that series in ``folder``), (z, y, x) in increasing z."""
     import highdicom as hd
 
     seg = hd.seg.segread(str(path))
-    files = sorted(Path(series_folder).glob("*.dcm"))
-    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    series_uid = seg.ReferencedSeriesSequence[0].SeriesInstanceUID
+    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in sorted(Path(folder).glob("*.dcm"))]
+    sources = [d for d in sources if d.SeriesInstanceUID == series_uid]
     sources.sort(key=lambda d: float(d.ImagePositionPatient[2]))
     arr = seg.get_pixels_by_source_instance(
         source_sop_instance_uids=[d.SOPInstanceUID for d in sources],
@@ -170,8 +174,6 @@ def write_table(df: pd.DataFrame, path: Path, readme: str) -> None:
         df.to_excel(xw, sheet_name="clinical", index=False)
         pd.DataFrame({"README": readme.splitlines()}).to_excel(xw, sheet_name="README", index=False)
         props = xw.book.properties
-        import datetime
-
         props.created = props.modified = datetime.datetime(*FIXED_DATE)
         props.creator = "mtnet.synth (SYNTHETIC)"
     _stable_zip(buf.getvalue(), path)
