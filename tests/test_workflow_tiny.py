@@ -151,3 +151,29 @@ def test_one_bad_hospital_leaves_the_others_intact(run_dir, tmp_path):
     assert not (work / "results" / "ingest" / "BAD" / "clinical.tsv").exists()
     after = digest(sorted((work / "results" / "predictions").rglob("*.tsv")))
     assert after == before
+
+
+def test_no_dicom_header_identifier_leaves_ingestion(run_dir):
+    """The generator's DICOM PatientName, PatientID, birth date and accession number appear
+    in no file the workflow wrote after ingestion (gzip'd NIfTI headers included)."""
+    import gzip
+
+    res = run_dir / "results"
+    values = set()
+    for table in (res / "synth").glob("*/truth/dicom_identifiers.tsv"):
+        ids = read_tsv(table).astype(str)
+        for column in ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber"):
+            values |= set(ids[column])
+    assert values, "no DICOM center in the tiny preset"
+    needles = [v.encode() for v in values if len(v) >= 6]
+    scanned = 0
+    for path in res.rglob("*"):
+        if not path.is_file() or path.relative_to(res).parts[0] == "synth":
+            continue
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+        scanned += 1
+        leaked = [n.decode() for n in needles if n in data]
+        assert not leaked, (path, leaked[:3])
+    assert scanned > 100
