@@ -158,15 +158,28 @@ def find_seed(
 
 def liver_window(
     smooth: np.ndarray, seed: tuple[int, int, int], spacing_zyx: np.ndarray, radius_mm: float = 20.0,
-    low_k: float = 1.0, high_k: float = 1.5,
+    low_k: float = 1.0, high_k: float = 1.5, mode: bool = False,
 ) -> tuple[float, float]:
-    """HU range of the liver from a ball around the seed: robust percentiles, widened."""
+    """HU range of the liver around the seed, widened: centre +- k x half-width.
+
+    ``mode``: the centre is the mode of the soft-tissue histogram (5 HU bins, smoothed) of
+    a ball of ``radius_mm``, and the spread a MAD around it, so that a large tumor next to
+    the seed does not pull the window; otherwise the median and the 10-90% range.
+    """
     r = np.maximum(1, np.round(radius_mm / spacing_zyx)).astype(int)
     sl = tuple(slice(max(0, c - ri), c + ri + 1) for c, ri in zip(seed, r))
     patch = smooth[sl]
     patch = patch[(patch > SOFT_TISSUE_HU[0]) & (patch < SOFT_TISSUE_HU[1])]
     if patch.size < 10:
         raise SegmentationFailed("too little soft tissue around the seed")
+    if mode:
+        edges = np.arange(SOFT_TISSUE_HU[0], SOFT_TISSUE_HU[1] + 5.0, 5.0)
+        hist = ndi.gaussian_filter1d(np.histogram(patch, edges)[0].astype(float), 1.0)
+        centre = float(edges[hist.argmax()] + 2.5)
+        near = patch[np.abs(patch - centre) < 40.0]
+        sigma = 1.4826 * float(np.median(np.abs(near - centre)))
+        half = max(2.5 * sigma, 25.0)
+        return centre - low_k * half, centre + high_k * half
     p10, p50, p90 = np.percentile(patch, [10, 50, 90])
     half = max(2.5 * (p90 - p10) / 2.56, 25.0)  # (p90 - p10) / 2.56 = sigma of a normal
     return float(p50 - low_k * half), float(p50 + high_k * half)
@@ -174,7 +187,7 @@ def liver_window(
 
 def grow_region(
     smooth: np.ndarray, body: np.ndarray, seed: tuple[int, int, int], window: tuple[float, float],
-    spacing_zyx: np.ndarray, erode_mm: float = 7.0,
+    spacing_zyx: np.ndarray, erode_mm: float = 7.0, seed_radius_mm: float = 40.0,
 ) -> np.ndarray:
     """Erode the window mask, keep the seed's component, reconstruct inside the window."""
     body_depth = ndi.distance_transform_edt(body, sampling=spacing_zyx)
@@ -184,26 +197,63 @@ def grow_region(
     lab, n = ndi.label(core)
     if n == 0:
         raise SegmentationFailed("the liver window leaves nothing after erosion")
-    label = lab[seed]
-    if label == 0:
-        # nearest core component to the seed
-        dist, (iz, iy, ix) = ndi.distance_transform_edt(lab == 0, return_indices=True)
-        label = lab[iz[seed], iy[seed], ix[seed]]
+    # the core component filling most of a ball around the seed (the seed itself may sit in
+    # a tumor or vessel outside the window)
+    r = np.maximum(1, np.round(seed_radius_mm / spacing_zyx)).astype(int)
+    box = tuple(slice(max(0, c - ri), min(n_ax, c + ri + 1)) for c, ri, n_ax in zip(seed, r, lab.shape))
+    grids = np.ogrid[box]
+    ball = sum(((g - c) * sp) ** 2 for g, c, sp in zip(grids, seed, spacing_zyx)) <= seed_radius_mm**2
+    counts = np.bincount(lab[box][ball], minlength=n + 1)
+    counts[0] = 0
+    if counts.max() == 0:
+        label = _nearest_label(lab, seed)
+    else:
+        label = int(counts.argmax())
     comp = lab == label
     # reconstruction by dilation limited to erode_mm (+1 voxel): opening of the component
     grown = (ndi.distance_transform_edt(~comp, sampling=spacing_zyx) <= erode_mm + spacing_zyx.max()) & win
     return _largest_component(grown)
 
 
+def _nearest_label(labels: np.ndarray, point: tuple[int, int, int]) -> int:
+    if labels[point]:
+        return int(labels[point])
+    _, (iz, iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+    return int(labels[iz[point], iy[point], ix[point]])
+
+
+def split_touching(region: np.ndarray, seed: tuple[int, int, int], spacing_zyx: np.ndarray,
+                   split_mm: float) -> np.ndarray:
+    """Separate organs of the same HU that touch the liver through a neck (spleen, heart).
+
+    On the depth map (Euclidean distance to the region's border, mm), every peak at least
+    ``split_mm`` higher than the saddle joining it to a higher peak (an h-maximum,
+    Soille 2003) is an organ's core; a marker-controlled watershed on the negated depth
+    splits the region along the saddles (Beucher & Meyer 1993). A lobe joined to the
+    liver's body by a thick bridge is a low-prominence peak and stays with the liver; a
+    spleen or heart touching it through a thin contact is a prominent peak of its own.
+    The basin of the seed is the liver.
+    """
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    depth = ndi.distance_transform_edt(region, sampling=spacing_zyx).astype(np.float32)
+    markers, n = ndi.label(h_maxima(depth, split_mm), structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return region
+    basins = watershed(-depth, markers, mask=region)
+    return basins == _nearest_label(basins, seed)
+
+
 def finish(mask: np.ndarray, spacing_zyx: np.ndarray, close_mm: float = 6.0) -> np.ndarray:
     """Close small gaps (vessels, tumor rims), fill holes in 3D and per slice."""
-    pad = int(np.ceil(close_mm / spacing_zyx.min())) + 1
-    m = np.pad(mask, pad)
-    dist_out = ndi.distance_transform_edt(~m, sampling=spacing_zyx)
-    dil = dist_out <= close_mm
-    closed = ndi.distance_transform_edt(dil, sampling=spacing_zyx) > close_mm
-    closed = closed | m
-    closed = closed[(slice(pad, -pad),) * 3]
+    closed = mask
+    if close_mm > 0:
+        pad = int(np.ceil(close_mm / spacing_zyx.min())) + 1
+        m = np.pad(mask, pad)
+        dil = ndi.distance_transform_edt(~m, sampling=spacing_zyx) <= close_mm
+        closed = (ndi.distance_transform_edt(dil, sampling=spacing_zyx) > close_mm) | m
+        closed = closed[(slice(pad, -pad),) * 3]
     closed = ndi.binary_fill_holes(closed)
     closed = _fill_slices(closed)
     return _largest_component(closed)
@@ -214,7 +264,8 @@ def finish(mask: np.ndarray, spacing_zyx: np.ndarray, close_mm: float = 6.0) -> 
 
 def segment_array(
     hu: np.ndarray, spacing_zyx, erode_mm: float = 7.0, close_mm: float = 6.0,
-    low_k: float = 1.0, high_k: float = 1.5,
+    low_k: float = 1.0, high_k: float = 1.0, split_mm: float = 9.0, mode: bool = True,
+    radius_mm: float = 40.0,
 ) -> np.ndarray:
     """Liver mask (bool, same shape) of a HU array (z, y, x) on an identity-direction grid."""
     spacing_zyx = np.asarray(spacing_zyx, float)
@@ -226,10 +277,13 @@ def segment_array(
         raise SegmentationFailed("no body found (under 100 mL above -400 HU)")
     lungs = lung_mask(hu, body, voxel_ml)
     seed = find_seed(smooth, body, lungs, spacing_zyx)
-    window = liver_window(smooth, seed, spacing_zyx, low_k=low_k, high_k=high_k)
+    window = liver_window(smooth, seed, spacing_zyx, radius_mm, low_k, high_k, mode)
     log.debug("liver seed %s, window %.0f..%.0f HU", seed, *window)
     region = grow_region(smooth, body, seed, window, spacing_zyx, erode_mm)
-    return finish(region, spacing_zyx, close_mm)
+    region = finish(region, spacing_zyx, close_mm)
+    if split_mm > 0:
+        region = finish(split_touching(region, seed, spacing_zyx, split_mm), spacing_zyx, 0.0)
+    return region
 
 
 def segment(image: sitk.Image, work_spacing_mm: float = 3.0, **params) -> sitk.Image:
