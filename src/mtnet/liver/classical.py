@@ -29,6 +29,7 @@ Arrays are NumPy (z, y, x) = (Superior, Posterior, Left) on an identity-directio
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -127,6 +128,54 @@ def lung_mask(hu: np.ndarray, body: np.ndarray, voxel_ml: float) -> np.ndarray:
     return lungs
 
 
+@dataclass
+class Anatomy:
+    """Landmarks on the working grid: the body's centre (x, y indices), lungs, spine."""
+
+    cx: float
+    cy: float
+    lungs: np.ndarray
+    spine_xy: tuple[float, float] | None
+
+
+def landmarks(smooth: np.ndarray, body: np.ndarray, lungs: np.ndarray, spacing_zyx) -> Anatomy:
+    """Body centre; the spine as the bone (> 200 HU) within 30 mm of the midline."""
+    _, yy, xx = np.nonzero(body)
+    cx, cy = float(np.median(xx)), float(np.median(yy))
+    bone = (smooth > 200.0) & body
+    near = np.abs(np.arange(body.shape[2]) - cx) * spacing_zyx[2] < 30.0
+    bone &= near[None, None, :]
+    spine = None
+    if bone.sum() * float(np.prod(spacing_zyx)) > 5000.0:  # > 5 mL of midline bone
+        _, by, bx = np.nonzero(bone)
+        spine = (float(np.median(bx)), float(np.median(by)))
+    return Anatomy(cx, cy, lungs, spine)
+
+
+def posterior_exclusion(shape, anatomy: Anatomy, spacing_zyx, behind_mm: float = 10.0,
+                        half_width_mm: float = 60.0) -> np.ndarray | None:
+    """The paraspinal muscles' territory: more than ``behind_mm`` posterior to the spine's
+    centre and within ``half_width_mm`` of it (the liver's bare area stays lateral)."""
+    if anatomy.spine_xy is None:
+        return None
+    sx, sy = anatomy.spine_xy
+    ys = (np.arange(shape[1]) - sy) * spacing_zyx[1] > behind_mm
+    xs = np.abs(np.arange(shape[2]) - sx) * spacing_zyx[2] < half_width_mm
+    return np.broadcast_to((ys[:, None] & xs[None, :])[None], shape)
+
+
+def is_other_organ(centroid, anatomy: Anatomy, main_centroid) -> bool:
+    """Spleen: left of and posterior to the body's centre. Heart: above the liver's main
+    part with lung on both sides in its slice."""
+    z, y, x = centroid
+    if x > anatomy.cx and y > anatomy.cy:
+        return True
+    zi, xi = int(round(z)), int(round(x))
+    if z > main_centroid[0] and anatomy.lungs[zi, :, :xi].any() and anatomy.lungs[zi, :, xi:].any():
+        return True
+    return False
+
+
 def find_seed(
     smooth: np.ndarray, body: np.ndarray, lungs: np.ndarray, spacing_zyx: np.ndarray
 ) -> tuple[int, int, int]:
@@ -188,10 +237,13 @@ def liver_window(
 def grow_region(
     smooth: np.ndarray, body: np.ndarray, seed: tuple[int, int, int], window: tuple[float, float],
     spacing_zyx: np.ndarray, erode_mm: float = 7.0, seed_radius_mm: float = 40.0,
+    exclude: np.ndarray | None = None,
 ) -> np.ndarray:
     """Erode the window mask, keep the seed's component, reconstruct inside the window."""
     body_depth = ndi.distance_transform_edt(body, sampling=spacing_zyx)
     win = (smooth >= window[0]) & (smooth <= window[1]) & (body_depth > 4.0)
+    if exclude is not None:
+        win &= ~exclude
     # erosion by a ball of erode_mm via the distance transform (anisotropy-aware)
     core = ndi.distance_transform_edt(win, sampling=spacing_zyx) > erode_mm
     lab, n = ndi.label(core)
@@ -199,20 +251,24 @@ def grow_region(
         raise SegmentationFailed("the liver window leaves nothing after erosion")
     # the core component filling most of a ball around the seed (the seed itself may sit in
     # a tumor or vessel outside the window)
-    r = np.maximum(1, np.round(seed_radius_mm / spacing_zyx)).astype(int)
-    box = tuple(slice(max(0, c - ri), min(n_ax, c + ri + 1)) for c, ri, n_ax in zip(seed, r, lab.shape))
-    grids = np.ogrid[box]
-    ball = sum(((g - c) * sp) ** 2 for g, c, sp in zip(grids, seed, spacing_zyx)) <= seed_radius_mm**2
-    counts = np.bincount(lab[box][ball], minlength=n + 1)
-    counts[0] = 0
-    if counts.max() == 0:
-        label = _nearest_label(lab, seed)
-    else:
-        label = int(counts.argmax())
+    label = _label_near(lab, seed, spacing_zyx, seed_radius_mm)
     comp = lab == label
     # reconstruction by dilation limited to erode_mm (+1 voxel): opening of the component
     grown = (ndi.distance_transform_edt(~comp, sampling=spacing_zyx) <= erode_mm + spacing_zyx.max()) & win
     return _largest_component(grown)
+
+
+def _label_near(labels: np.ndarray, point, spacing_zyx, radius_mm: float) -> int:
+    """The label covering most of a ball around ``point`` (else the nearest label)."""
+    r = np.maximum(1, np.round(radius_mm / spacing_zyx)).astype(int)
+    box = tuple(slice(max(0, c - ri), min(n, c + ri + 1)) for c, ri, n in zip(point, r, labels.shape))
+    grids = np.ogrid[box]
+    ball = sum(((g - c) * sp) ** 2 for g, c, sp in zip(grids, point, spacing_zyx)) <= radius_mm**2
+    counts = np.bincount(labels[box][ball].ravel())
+    counts[0] = 0
+    if counts.max() == 0:
+        return _nearest_label(labels, point)
+    return int(counts.argmax())
 
 
 def _nearest_label(labels: np.ndarray, point: tuple[int, int, int]) -> int:
@@ -223,16 +279,15 @@ def _nearest_label(labels: np.ndarray, point: tuple[int, int, int]) -> int:
 
 
 def split_touching(region: np.ndarray, seed: tuple[int, int, int], spacing_zyx: np.ndarray,
-                   split_mm: float) -> np.ndarray:
+                   split_mm: float, anatomy: Anatomy | None = None) -> np.ndarray:
     """Separate organs of the same HU that touch the liver through a neck (spleen, heart).
 
     On the depth map (Euclidean distance to the region's border, mm), every peak at least
     ``split_mm`` higher than the saddle joining it to a higher peak (an h-maximum,
-    Soille 2003) is an organ's core; a marker-controlled watershed on the negated depth
-    splits the region along the saddles (Beucher & Meyer 1993). A lobe joined to the
-    liver's body by a thick bridge is a low-prominence peak and stays with the liver; a
-    spleen or heart touching it through a thin contact is a prominent peak of its own.
-    The basin of the seed is the liver.
+    Soille 2003) is a core; a marker-controlled watershed on the negated depth splits the
+    region along the saddles (Beucher & Meyer 1993). The basin holding most of a 40 mm
+    ball around the seed is the liver's body; another basin is kept unless its core lies
+    where another organ lies (:func:`is_other_organ`), so lobes cut off at a neck return.
     """
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
@@ -242,7 +297,42 @@ def split_touching(region: np.ndarray, seed: tuple[int, int, int], spacing_zyx: 
     if n <= 1:
         return region
     basins = watershed(-depth, markers, mask=region)
-    return basins == _nearest_label(basins, seed)
+    main = _label_near(basins, seed, spacing_zyx, 40.0)
+    if anatomy is None:
+        return basins == main
+    centroids = ndi.center_of_mass(np.ones_like(depth), markers, np.arange(1, n + 1))
+    main_marker = int(np.bincount(markers[basins == main]).argmax()) if (markers[basins == main] > 0).any() else 0
+    main_centroid = centroids[main_marker - 1] if main_marker else ndi.center_of_mass(basins == main)
+    keep = [main]
+    for k in range(1, n + 1):
+        b = int(np.bincount(basins[markers == k]).argmax())
+        if b != main and not is_other_organ(centroids[k - 1], anatomy, main_centroid):
+            keep.append(b)
+    return _largest_component(np.isin(basins, keep))
+
+
+def include_lesions(region: np.ndarray, smooth: np.ndarray, body: np.ndarray, low_hu: float,
+                    floor_hu: float = -10.0, min_contact: float = 0.5) -> np.ndarray:
+    """Add hypodense lesions at the liver's edge (holes inside it are filled anyway).
+
+    Candidates are connected regions between ``floor_hu`` and the window's low end, outside
+    the liver; one is a lesion when at least ``min_contact`` of its outer surface touches the
+    liver (a tumor bulging from the liver is mostly wrapped by it; muscles, bowel and the
+    stomach merely touch it) and it is smaller than the liver.
+    """
+    cand = (smooth > floor_hu) & (smooth < low_hu) & body & ~region
+    lab, n = ndi.label(cand)
+    if n == 0:
+        return region
+    shell = ndi.grey_dilation(lab, size=(3, 3, 3))
+    shell[cand] = 0
+    total = np.bincount(shell.ravel(), minlength=n + 1)
+    touching = np.bincount(shell[region], minlength=n + 1)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    frac = touching / np.maximum(total, 1)
+    keep = np.flatnonzero((frac >= min_contact) & (sizes < region.sum()))
+    keep = keep[keep > 0]
+    return region | np.isin(lab, keep) if keep.size else region
 
 
 def finish(mask: np.ndarray, spacing_zyx: np.ndarray, close_mm: float = 6.0) -> np.ndarray:
@@ -265,7 +355,7 @@ def finish(mask: np.ndarray, spacing_zyx: np.ndarray, close_mm: float = 6.0) -> 
 def segment_array(
     hu: np.ndarray, spacing_zyx, erode_mm: float = 7.0, close_mm: float = 6.0,
     low_k: float = 1.0, high_k: float = 1.0, split_mm: float = 9.0, mode: bool = True,
-    radius_mm: float = 40.0,
+    radius_mm: float = 40.0, lesions: bool = True, priors: bool = True,
 ) -> np.ndarray:
     """Liver mask (bool, same shape) of a HU array (z, y, x) on an identity-direction grid."""
     spacing_zyx = np.asarray(spacing_zyx, float)
@@ -279,10 +369,15 @@ def segment_array(
     seed = find_seed(smooth, body, lungs, spacing_zyx)
     window = liver_window(smooth, seed, spacing_zyx, radius_mm, low_k, high_k, mode)
     log.debug("liver seed %s, window %.0f..%.0f HU", seed, *window)
-    region = grow_region(smooth, body, seed, window, spacing_zyx, erode_mm)
+    anatomy = landmarks(smooth, body, lungs, spacing_zyx) if priors else None
+    exclude = posterior_exclusion(hu.shape, anatomy, spacing_zyx) if priors else None
+    region = grow_region(smooth, body, seed, window, spacing_zyx, erode_mm, exclude=exclude)
     region = finish(region, spacing_zyx, close_mm)
     if split_mm > 0:
-        region = finish(split_touching(region, seed, spacing_zyx, split_mm), spacing_zyx, 0.0)
+        region = split_touching(region, seed, spacing_zyx, split_mm, anatomy)
+        region = finish(region, spacing_zyx, 0.0)
+    if lesions:
+        region = finish(include_lesions(region, smooth, body, window[0]), spacing_zyx, 0.0)
     return region
 
 
