@@ -4,26 +4,33 @@ Anatomical priors and intensity statistics, on a coarse working grid (default 3 
 
 1. **Body**: voxels above -400 HU, the largest connected component, holes filled per
    axial slice (drops the table and the air outside the patient).
-2. **Lungs**: air (< -400 HU) inside the body in large components (>= 100 mL).
+2. **Lungs**: air (< -400 HU) inside the body in large components (>= 100 mL) reaching
+   the top of the body's gas (bowel gas lies lower).
 3. **Seed**: the liver is the bulkiest soft-tissue organ of the right upper abdomen. In a
-   broad soft-tissue window (-30..250 HU, smoothed), away from the body wall, the point of
-   the patient's right half farthest from any non-soft-tissue voxel (Euclidean distance
-   transform) lies in the liver; slices with more lung than soft tissue in the right
-   hemithorax (the heart's level) are excluded.
-4. **Window**: the liver's HU range is estimated around the seed (robust percentiles),
-   so plain and contrast-enhanced CT alike are handled.
-5. **Region**: the window mask is eroded (cutting the thin bridges to the heart,
-   diaphragm, stomach wall, kidneys, spleen), the component holding the seed is kept and
-   grown back inside the window (reconstruction by dilation), then closed and its holes
-   (vessels, hypodense tumors) filled.
-
-The seed's z prior (no lower than 10 cm below the right lung's base) keeps it out of the
-pelvis and bowel; the right-half prior keeps it off the spleen and stomach; the lung-level
-prior keeps it off the heart. Kidneys (posterior, lower) and stomach (air, contrast)
-are cut off by the window and the erosion.
+   broad soft-tissue window (-30..250 HU, median-filtered), more than 12 mm inside the
+   body, the point of the patient's right half farthest from any non-soft-tissue voxel
+   (Euclidean distance transform) lies in the liver. Excluded: slices where lung fills
+   more of the right half than soft tissue (the heart's level) and anything more than
+   10 cm below the right lung's base (pelvis, bowel).
+4. **Window**: the liver's HU range is the mode of the soft-tissue histogram in a 40 mm
+   ball around the seed +- 2.5 MAD-sigmas (at least 25 HU), so plain and
+   contrast-enhanced CT alike are handled and a large tumor does not pull it.
+5. **Region**: the window mask minus the paraspinal territory (behind the spine) is
+   eroded by 7 mm (cutting thin bridges to the diaphragm, body wall, stomach wall,
+   kidneys), the core component around the seed is kept and grown back inside the
+   window (reconstruction by dilation), closed (6 mm) and its holes (vessels, tumors)
+   filled.
+6. **Touching organs**: an h-maxima watershed of the depth map splits organs joined by a
+   neck; parts whose core lies where the spleen (left and posterior) or the heart
+   (between the lungs, above the liver) lies are dropped (:func:`split_touching`).
+7. **Lesions**: hypodense regions mostly wrapped by the liver are joined
+   (:func:`include_lesions`).
 
 Arrays are NumPy (z, y, x) = (Superior, Posterior, Left) on an identity-direction grid
-(docs/data_contracts.md); the image is reoriented to that first when needed.
+(docs/data_contracts.md); the image is reoriented to that first when needed, and the
+mask comes back on the input grid (linear interpolation of the coarse mask, >= 0.5).
+Measured: Dice 0.894 against TotalSegmentator's liver on its example CT (1.5 mm),
+HCC_048 1,377 mL, about 3 s per CT at 1.5 mm (bench/bench_liver.py).
 """
 
 from __future__ import annotations
