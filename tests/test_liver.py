@@ -199,11 +199,14 @@ def test_totalsegmentator_with_absent_weights_folder(tmp_path):
     settings["totalsegmentator"]["weights_dir"] = str(tmp_path / "empty")
     with pytest.raises(InputError, match="absent or empty"):
         totalseg.check_available(settings, center="C1")
+    (tmp_path / "empty" / "Dataset999_other").mkdir()
+    with pytest.raises(InputError, match="lacks the model holding the liver"):
+        totalseg.check_available(settings, center="C1")
 
 
 def test_totalsegmentator_program_absent(tmp_path, monkeypatch):
     weights = tmp_path / "weights"
-    (weights / "nnUNet").mkdir(parents=True)
+    (weights / "Dataset291_TotalSegmentator_part1_organs_1559subj").mkdir(parents=True)
     monkeypatch.setenv("PATH", str(tmp_path / "bin-empty"))
     settings = {**SETTINGS, "totalsegmentator": {"weights_dir": str(weights)}}
     with pytest.raises(InputError, match="'TotalSegmentator' is not installed"):
@@ -214,7 +217,7 @@ def test_totalsegmentator_runs_the_cli_with_local_weights_and_no_stats(tmp_path,
     """A stand-in executable records its arguments and environment and writes liver.nii.gz
     from a threshold, as the real CLI writes its liver class: the backend's plumbing."""
     weights = tmp_path / "weights"
-    (weights / "nnUNet").mkdir(parents=True)
+    (weights / "Dataset291_TotalSegmentator_part1_organs_1559subj").mkdir(parents=True)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     record = tmp_path / "record.txt"
