@@ -151,8 +151,7 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
         if len(panels) < 16:
             label = f"{pid} {volume:.0f} mL" + (
                 "" if np.isnan(row["dice"]) else f" Dice {row['dice']:.3f}")
-            panels.append({"patient_id": pid, "image": sitk.GetArrayFromImage(image),
-                           "mask": arr, "reference": ref, "label": label})
+            panels.append(qc.montage_panel(pid, sitk.GetArrayViewFromImage(image), arr, ref, label))
 
     table = pd.DataFrame(rows, columns=qc.QC_COLUMNS)
     Path(outputs["qc"]).parent.mkdir(parents=True, exist_ok=True)
