@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from liver_phantom import abdomen
 
 from mtnet.errors import InputError
-from mtnet.liver import classical, qc, segment_center, totalseg
+from mtnet.liver import classical, join_tumor, qc, segment_center, totalseg
 from mtnet.liver.grid import same_grid
 
 SETTINGS = {"default_backend": "classical", "volume_ml_range": [700, 3500],
@@ -84,21 +84,45 @@ def test_classical_fails_clearly_without_a_body():
 # ------------------------------------------------------------------ segment_center
 
 
+def test_join_tumor_adds_touching_lesions_only():
+    liver = np.zeros((30, 30, 30), bool)
+    liver[5:25, 5:25, 5:15] = True
+    tumor = np.zeros_like(liver)
+    tumor[10:16, 10:16, 12:20] = True  # bulges out of the liver: 3 of 8 columns inside
+    tumor[2:4, 26:28, 26:28] = True  # a lesion away from the liver
+    joined, added = join_tumor(liver, tumor)
+    assert joined[10:16, 10:16, 12:20].all()
+    assert not joined[2:4, 26:28, 26:28].any()
+    assert added == pytest.approx(6 * 6 * 5 / tumor.sum())
+    assert join_tumor(liver, np.zeros_like(liver))[1] == 0.0
+
+
+def test_segment_center_tumor_on_another_grid_names_patient(tmp_path):
+    inputs, outputs = _center(tmp_path, n=1, truth=False)
+    _, _, other = abdomen(3.0, seed=1)
+    sitk.WriteImage(other, os.path.join(inputs["tumor"], "C1-0000.nii.gz"))
+    with pytest.raises(InputError, match="patient C1-0000.*tumor mask is on another grid"):
+        segment_center("C1", "classical", inputs, outputs, SETTINGS)
+
+
+
 def _center(tmp_path, n=2, spacing=4.0, with_provided=False, truth=True):
     images = tmp_path / "ingest" / "C1" / "images"
     provided = tmp_path / "ingest" / "C1" / "liver"
+    tumors = tmp_path / "ingest" / "C1" / "tumor"
     truth_dir = tmp_path / "synth" / "C1" / "truth"
-    for d in (images, provided, truth_dir / "liver_masks"):
+    for d in (images, provided, tumors, truth_dir / "liver_masks"):
         d.mkdir(parents=True)
     for i in range(n):
-        ct, liver, _ = abdomen(spacing, seed=10 + i, jitter_mm=6.0)
+        ct, liver, tumor = abdomen(spacing, seed=10 + i, jitter_mm=6.0)
         pid = f"C1-{i:04d}"
         sitk.WriteImage(ct, str(images / f"{pid}.nii.gz"))
+        sitk.WriteImage(tumor, str(tumors / f"{pid}.nii.gz"))
         if truth:
             sitk.WriteImage(liver, str(truth_dir / "liver_masks" / f"{pid}.nii.gz"))
         if with_provided:
             sitk.WriteImage(liver, str(provided / f"{pid}.nii.gz"))
-    inputs = {"images": str(images), "provided": str(provided)}
+    inputs = {"images": str(images), "provided": str(provided), "tumor": str(tumors)}
     if truth:
         inputs["truth"] = str(truth_dir)
     out = tmp_path / "liver" / "C1"
@@ -192,11 +216,14 @@ def test_totalsegmentator_with_absent_weights_folder(tmp_path):
     settings["totalsegmentator"]["weights_dir"] = str(tmp_path / "empty")
     with pytest.raises(InputError, match="absent or empty"):
         totalseg.check_available(settings, center="C1")
+    (tmp_path / "empty" / "Dataset999_other").mkdir()
+    with pytest.raises(InputError, match="lacks the model holding the liver"):
+        totalseg.check_available(settings, center="C1")
 
 
 def test_totalsegmentator_program_absent(tmp_path, monkeypatch):
     weights = tmp_path / "weights"
-    (weights / "nnUNet").mkdir(parents=True)
+    (weights / "Dataset291_TotalSegmentator_part1_organs_1559subj").mkdir(parents=True)
     monkeypatch.setenv("PATH", str(tmp_path / "bin-empty"))
     settings = {**SETTINGS, "totalsegmentator": {"weights_dir": str(weights)}}
     with pytest.raises(InputError, match="'TotalSegmentator' is not installed"):
@@ -207,7 +234,7 @@ def test_totalsegmentator_runs_the_cli_with_local_weights_and_no_stats(tmp_path,
     """A stand-in executable records its arguments and environment and writes liver.nii.gz
     from a threshold, as the real CLI writes its liver class: the backend's plumbing."""
     weights = tmp_path / "weights"
-    (weights / "nnUNet").mkdir(parents=True)
+    (weights / "Dataset291_TotalSegmentator_part1_organs_1559subj").mkdir(parents=True)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     record = tmp_path / "record.txt"

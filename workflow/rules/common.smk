@@ -94,11 +94,14 @@ def get_liver_backend(wildcards):
 
 
 def get_liver_input(wildcards):
-    """Images, the center's own masks (possibly none) and, for QC only, a reference."""
+    """Images, the center's own masks (possibly none), its tumor masks and, for QC only, a
+    reference."""
     center = wildcards.center
     inputs = {
         "images": ingested(center, "images"),
         "provided": ingested(center, "liver"),
+        # an automatic liver mask is completed with the lesions that touch it
+        "tumor": ingested(center, "tumor"),
     }
     if liver_backend(center) == "unet":
         inputs["model"] = "results/liver/unet/model.pt"

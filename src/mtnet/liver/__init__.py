@@ -2,7 +2,10 @@
 
 :func:`segment_center` is what the workflow's ``liver`` rule calls. It writes
 ``masks/{pid}.nii.gz`` (uint8, on the ingest grid), ``qc.tsv`` (docs/data_contracts.md) and a
-montage PNG. A reference for the QC's Dice and surface distance is, in order: the synthetic
+montage PNG. An automatic liver mask is completed with the center's tumor masks (given
+as ``inputs["tumor"]``): lesions that touch it are joined (:func:`join_tumor`), since the
+liver holds its tumors and a large hypodense HCC at the liver's edge defeats any HU window.
+A reference for the QC's Dice and surface distance is, in order: the synthetic
 generator's true liver mask (``truth/liver_masks``; read for QC only, never for fitting),
 else the center's own mask when another backend produced the liver.
 """
@@ -19,7 +22,7 @@ import SimpleITK as sitk
 
 from mtnet.errors import InputError
 from mtnet.liver import classical, qc
-from mtnet.liver.grid import NIFTI, patient_ids, read_mask
+from mtnet.liver.grid import NIFTI, mask_image, patient_ids, read_mask
 
 BACKENDS = ("provided", "classical", "unet", "totalsegmentator")
 log = logging.getLogger(__name__)
@@ -54,6 +57,29 @@ def _segmenter(backend: str, inputs: dict, settings: dict, threads: int, center:
         return copy
     raise InputError(f"unknown liver backend {backend!r} (one of {', '.join(BACKENDS)})",
                      center=center)
+
+
+def join_tumor(liver: np.ndarray, tumor: np.ndarray) -> tuple[np.ndarray, float]:
+    """The liver holds its tumors: add every lesion (26-connected component of the tumor
+    mask) that overlaps or touches the automatic liver mask, then fill holes. A lesion away
+    from the liver is left out, so the tumor stage still catches masks that do not belong
+    to the image. Returns the mask and the fraction of tumor voxels added."""
+    from scipy import ndimage as ndi
+
+    from mtnet.tumor.measure import label_lesions
+
+    tumor = tumor.astype(bool)
+    if not tumor.any():
+        return liver, 0.0
+    labels, _ = label_lesions(tumor)
+    near = ndi.binary_dilation(liver, structure=np.ones((3, 3, 3), bool))
+    touching = np.unique(labels[near & tumor])
+    touching = touching[touching > 0]
+    if touching.size == 0:
+        return liver, 0.0
+    joined = liver | np.isin(labels, touching)
+    added = float((joined & ~liver & tumor).sum()) / float(tumor.sum())
+    return ndi.binary_fill_holes(joined), added
 
 
 def _reference(inputs: dict, backend: str, pid: str) -> tuple[Path | None, str]:
@@ -93,8 +119,16 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
             raise InputError(f"classical liver segmentation failed: {err}", center=center,
                              patient=pid, path=images_dir / f"{pid}{NIFTI}",
                              fix="check the image, or give this center liver masks") from None
+        arr = sitk.GetArrayFromImage(mask).astype(bool)
+        tumor_path = Path(inputs["tumor"]) / f"{pid}{NIFTI}" if inputs.get("tumor") else None
+        if backend != "provided" and tumor_path is not None and tumor_path.exists():
+            tumor = read_mask(tumor_path, image, what="tumor", center=center, patient=pid)
+            arr, added = join_tumor(arr, sitk.GetArrayViewFromImage(tumor))
+            if added > 0:
+                log.info("%s %s: %.0f%% of the tumor joined to the liver mask", center, pid,
+                         100 * added)
+            mask = mask_image(arr, image)
         sitk.WriteImage(mask, str(masks_dir / f"{pid}{NIFTI}"), useCompression=True)
-        arr = sitk.GetArrayViewFromImage(mask).astype(bool)
         spacing = np.array(image.GetSpacing()[::-1])
         if not arr.any():
             raise InputError(f"the {backend} backend produced an empty liver mask", center=center,
@@ -117,8 +151,7 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
         if len(panels) < 16:
             label = f"{pid} {volume:.0f} mL" + (
                 "" if np.isnan(row["dice"]) else f" Dice {row['dice']:.3f}")
-            panels.append({"patient_id": pid, "image": sitk.GetArrayFromImage(image),
-                           "mask": arr, "reference": ref, "label": label})
+            panels.append(qc.montage_panel(pid, sitk.GetArrayViewFromImage(image), arr, ref, label))
 
     table = pd.DataFrame(rows, columns=qc.QC_COLUMNS)
     Path(outputs["qc"]).parent.mkdir(parents=True, exist_ok=True)

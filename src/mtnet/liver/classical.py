@@ -4,31 +4,39 @@ Anatomical priors and intensity statistics, on a coarse working grid (default 3 
 
 1. **Body**: voxels above -400 HU, the largest connected component, holes filled per
    axial slice (drops the table and the air outside the patient).
-2. **Lungs**: air (< -400 HU) inside the body in large components (>= 100 mL).
+2. **Lungs**: air (< -400 HU) inside the body in large components (>= 100 mL) reaching
+   the top of the body's gas (bowel gas lies lower).
 3. **Seed**: the liver is the bulkiest soft-tissue organ of the right upper abdomen. In a
-   broad soft-tissue window (-30..250 HU, smoothed), away from the body wall, the point of
-   the patient's right half farthest from any non-soft-tissue voxel (Euclidean distance
-   transform) lies in the liver; slices with more lung than soft tissue in the right
-   hemithorax (the heart's level) are excluded.
-4. **Window**: the liver's HU range is estimated around the seed (robust percentiles),
-   so plain and contrast-enhanced CT alike are handled.
-5. **Region**: the window mask is eroded (cutting the thin bridges to the heart,
-   diaphragm, stomach wall, kidneys, spleen), the component holding the seed is kept and
-   grown back inside the window (reconstruction by dilation), then closed and its holes
-   (vessels, hypodense tumors) filled.
-
-The seed's z prior (no lower than 10 cm below the right lung's base) keeps it out of the
-pelvis and bowel; the right-half prior keeps it off the spleen and stomach; the lung-level
-prior keeps it off the heart. Kidneys (posterior, lower) and stomach (air, contrast)
-are cut off by the window and the erosion.
+   broad soft-tissue window (-30..250 HU, median-filtered), more than 12 mm inside the
+   body, the point of the patient's right half farthest from any non-soft-tissue voxel
+   (Euclidean distance transform) lies in the liver. Excluded: slices where lung fills
+   more of the right half than soft tissue (the heart's level) and anything more than
+   10 cm below the right lung's base (pelvis, bowel).
+4. **Window**: the liver's HU range is the mode of the soft-tissue histogram in a 40 mm
+   ball around the seed +- 2.5 MAD-sigmas (at least 25 HU), so plain and
+   contrast-enhanced CT alike are handled and a large tumor does not pull it.
+5. **Region**: the window mask minus the paraspinal territory (behind the spine) is
+   eroded by 7 mm (cutting thin bridges to the diaphragm, body wall, stomach wall,
+   kidneys), the core component around the seed is kept and grown back inside the
+   window (reconstruction by dilation), closed (6 mm) and its holes (vessels, tumors)
+   filled.
+6. **Touching organs**: an h-maxima watershed of the depth map splits organs joined by a
+   neck; parts whose core lies where the spleen (left and posterior) or the heart
+   (between the lungs, above the liver) lies are dropped (:func:`split_touching`).
+7. **Lesions**: hypodense regions mostly wrapped by the liver are joined
+   (:func:`include_lesions`).
 
 Arrays are NumPy (z, y, x) = (Superior, Posterior, Left) on an identity-direction grid
-(docs/data_contracts.md); the image is reoriented to that first when needed.
+(docs/data_contracts.md); the image is reoriented to that first when needed, and the
+mask comes back on the input grid (linear interpolation of the coarse mask, >= 0.5).
+Measured: Dice 0.894 against TotalSegmentator's liver on its example CT (1.5 mm),
+HCC_048 1,377 mL, about 3 s per CT at 1.5 mm (bench/bench_liver.py).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -127,6 +135,54 @@ def lung_mask(hu: np.ndarray, body: np.ndarray, voxel_ml: float) -> np.ndarray:
     return lungs
 
 
+@dataclass
+class Anatomy:
+    """Landmarks on the working grid: the body's centre (x, y indices), lungs, spine."""
+
+    cx: float
+    cy: float
+    lungs: np.ndarray
+    spine_xy: tuple[float, float] | None
+
+
+def landmarks(smooth: np.ndarray, body: np.ndarray, lungs: np.ndarray, spacing_zyx) -> Anatomy:
+    """Body centre; the spine as the bone (> 200 HU) within 30 mm of the midline."""
+    _, yy, xx = np.nonzero(body)
+    cx, cy = float(np.median(xx)), float(np.median(yy))
+    bone = (smooth > 200.0) & body
+    near = np.abs(np.arange(body.shape[2]) - cx) * spacing_zyx[2] < 30.0
+    bone &= near[None, None, :]
+    spine = None
+    if bone.sum() * float(np.prod(spacing_zyx)) > 5000.0:  # > 5 mL of midline bone
+        _, by, bx = np.nonzero(bone)
+        spine = (float(np.median(bx)), float(np.median(by)))
+    return Anatomy(cx, cy, lungs, spine)
+
+
+def posterior_exclusion(shape, anatomy: Anatomy, spacing_zyx, behind_mm: float = 10.0,
+                        half_width_mm: float = 60.0) -> np.ndarray | None:
+    """The paraspinal muscles' territory: more than ``behind_mm`` posterior to the spine's
+    centre and within ``half_width_mm`` of it (the liver's bare area stays lateral)."""
+    if anatomy.spine_xy is None:
+        return None
+    sx, sy = anatomy.spine_xy
+    ys = (np.arange(shape[1]) - sy) * spacing_zyx[1] > behind_mm
+    xs = np.abs(np.arange(shape[2]) - sx) * spacing_zyx[2] < half_width_mm
+    return np.broadcast_to((ys[:, None] & xs[None, :])[None], shape)
+
+
+def is_other_organ(centroid, anatomy: Anatomy, main_centroid) -> bool:
+    """Spleen: left of and posterior to the body's centre. Heart: above the liver's main
+    part with lung on both sides in its slice."""
+    z, y, x = centroid
+    if x > anatomy.cx and y > anatomy.cy:
+        return True
+    zi, xi = int(round(z)), int(round(x))
+    if z > main_centroid[0] and anatomy.lungs[zi, :, :xi].any() and anatomy.lungs[zi, :, xi:].any():
+        return True
+    return False
+
+
 def find_seed(
     smooth: np.ndarray, body: np.ndarray, lungs: np.ndarray, spacing_zyx: np.ndarray
 ) -> tuple[int, int, int]:
@@ -158,15 +214,28 @@ def find_seed(
 
 def liver_window(
     smooth: np.ndarray, seed: tuple[int, int, int], spacing_zyx: np.ndarray, radius_mm: float = 20.0,
-    low_k: float = 1.0, high_k: float = 1.5,
+    low_k: float = 1.0, high_k: float = 1.5, mode: bool = False,
 ) -> tuple[float, float]:
-    """HU range of the liver from a ball around the seed: robust percentiles, widened."""
+    """HU range of the liver around the seed, widened: centre +- k x half-width.
+
+    ``mode``: the centre is the mode of the soft-tissue histogram (5 HU bins, smoothed) of
+    a ball of ``radius_mm``, and the spread a MAD around it, so that a large tumor next to
+    the seed does not pull the window; otherwise the median and the 10-90% range.
+    """
     r = np.maximum(1, np.round(radius_mm / spacing_zyx)).astype(int)
     sl = tuple(slice(max(0, c - ri), c + ri + 1) for c, ri in zip(seed, r))
     patch = smooth[sl]
     patch = patch[(patch > SOFT_TISSUE_HU[0]) & (patch < SOFT_TISSUE_HU[1])]
     if patch.size < 10:
         raise SegmentationFailed("too little soft tissue around the seed")
+    if mode:
+        edges = np.arange(SOFT_TISSUE_HU[0], SOFT_TISSUE_HU[1] + 5.0, 5.0)
+        hist = ndi.gaussian_filter1d(np.histogram(patch, edges)[0].astype(float), 1.0)
+        centre = float(edges[hist.argmax()] + 2.5)
+        near = patch[np.abs(patch - centre) < 40.0]
+        sigma = 1.4826 * float(np.median(np.abs(near - centre)))
+        half = max(2.5 * sigma, 25.0)
+        return centre - low_k * half, centre + high_k * half
     p10, p50, p90 = np.percentile(patch, [10, 50, 90])
     half = max(2.5 * (p90 - p10) / 2.56, 25.0)  # (p90 - p10) / 2.56 = sigma of a normal
     return float(p50 - low_k * half), float(p50 + high_k * half)
@@ -174,36 +243,114 @@ def liver_window(
 
 def grow_region(
     smooth: np.ndarray, body: np.ndarray, seed: tuple[int, int, int], window: tuple[float, float],
-    spacing_zyx: np.ndarray, erode_mm: float = 7.0,
+    spacing_zyx: np.ndarray, erode_mm: float = 7.0, seed_radius_mm: float = 40.0,
+    exclude: np.ndarray | None = None,
 ) -> np.ndarray:
     """Erode the window mask, keep the seed's component, reconstruct inside the window."""
     body_depth = ndi.distance_transform_edt(body, sampling=spacing_zyx)
     win = (smooth >= window[0]) & (smooth <= window[1]) & (body_depth > 4.0)
+    if exclude is not None:
+        win &= ~exclude
     # erosion by a ball of erode_mm via the distance transform (anisotropy-aware)
     core = ndi.distance_transform_edt(win, sampling=spacing_zyx) > erode_mm
     lab, n = ndi.label(core)
     if n == 0:
         raise SegmentationFailed("the liver window leaves nothing after erosion")
-    label = lab[seed]
-    if label == 0:
-        # nearest core component to the seed
-        dist, (iz, iy, ix) = ndi.distance_transform_edt(lab == 0, return_indices=True)
-        label = lab[iz[seed], iy[seed], ix[seed]]
+    # the core component filling most of a ball around the seed (the seed itself may sit in
+    # a tumor or vessel outside the window)
+    label = _label_near(lab, seed, spacing_zyx, seed_radius_mm)
     comp = lab == label
     # reconstruction by dilation limited to erode_mm (+1 voxel): opening of the component
     grown = (ndi.distance_transform_edt(~comp, sampling=spacing_zyx) <= erode_mm + spacing_zyx.max()) & win
     return _largest_component(grown)
 
 
+def _label_near(labels: np.ndarray, point, spacing_zyx, radius_mm: float) -> int:
+    """The label covering most of a ball around ``point`` (else the nearest label)."""
+    r = np.maximum(1, np.round(radius_mm / spacing_zyx)).astype(int)
+    box = tuple(slice(max(0, c - ri), min(n, c + ri + 1)) for c, ri, n in zip(point, r, labels.shape))
+    grids = np.ogrid[box]
+    ball = sum(((g - c) * sp) ** 2 for g, c, sp in zip(grids, point, spacing_zyx)) <= radius_mm**2
+    counts = np.bincount(labels[box][ball].ravel())
+    counts[0] = 0
+    if counts.max() == 0:
+        return _nearest_label(labels, point)
+    return int(counts.argmax())
+
+
+def _nearest_label(labels: np.ndarray, point: tuple[int, int, int]) -> int:
+    if labels[point]:
+        return int(labels[point])
+    _, (iz, iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+    return int(labels[iz[point], iy[point], ix[point]])
+
+
+def split_touching(region: np.ndarray, seed: tuple[int, int, int], spacing_zyx: np.ndarray,
+                   split_mm: float, anatomy: Anatomy | None = None) -> np.ndarray:
+    """Separate organs of the same HU that touch the liver through a neck (spleen, heart).
+
+    On the depth map (Euclidean distance to the region's border, mm), every peak at least
+    ``split_mm`` higher than the saddle joining it to a higher peak (an h-maximum,
+    Soille 2003) is a core; a marker-controlled watershed on the negated depth splits the
+    region along the saddles (Beucher & Meyer 1993). The basin holding most of a 40 mm
+    ball around the seed is the liver's body; another basin is kept unless its core lies
+    where another organ lies (:func:`is_other_organ`), so lobes cut off at a neck return.
+    """
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    depth = ndi.distance_transform_edt(region, sampling=spacing_zyx).astype(np.float32)
+    markers, n = ndi.label(h_maxima(depth, split_mm), structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return region
+    basins = watershed(-depth, markers, mask=region)
+    main = _label_near(basins, seed, spacing_zyx, 40.0)
+    if anatomy is None:
+        return basins == main
+    centroids = ndi.center_of_mass(np.ones_like(depth), markers, np.arange(1, n + 1))
+    main_marker = int(np.bincount(markers[basins == main]).argmax()) if (markers[basins == main] > 0).any() else 0
+    main_centroid = centroids[main_marker - 1] if main_marker else ndi.center_of_mass(basins == main)
+    keep = [main]
+    for k in range(1, n + 1):
+        b = int(np.bincount(basins[markers == k]).argmax())
+        if b != main and not is_other_organ(centroids[k - 1], anatomy, main_centroid):
+            keep.append(b)
+    return _largest_component(np.isin(basins, keep))
+
+
+def include_lesions(region: np.ndarray, smooth: np.ndarray, body: np.ndarray, low_hu: float,
+                    floor_hu: float = -10.0, min_contact: float = 0.5) -> np.ndarray:
+    """Add hypodense lesions at the liver's edge (holes inside it are filled anyway).
+
+    Candidates are connected regions between ``floor_hu`` and the window's low end, outside
+    the liver; one is a lesion when at least ``min_contact`` of its outer surface touches the
+    liver (a tumor bulging from the liver is mostly wrapped by it; muscles, bowel and the
+    stomach merely touch it) and it is smaller than the liver.
+    """
+    cand = (smooth > floor_hu) & (smooth < low_hu) & body & ~region
+    lab, n = ndi.label(cand)
+    if n == 0:
+        return region
+    shell = ndi.grey_dilation(lab, size=(3, 3, 3))
+    shell[cand] = 0
+    total = np.bincount(shell.ravel(), minlength=n + 1)
+    touching = np.bincount(shell[region], minlength=n + 1)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    frac = touching / np.maximum(total, 1)
+    keep = np.flatnonzero((frac >= min_contact) & (sizes < region.sum()))
+    keep = keep[keep > 0]
+    return region | np.isin(lab, keep) if keep.size else region
+
+
 def finish(mask: np.ndarray, spacing_zyx: np.ndarray, close_mm: float = 6.0) -> np.ndarray:
     """Close small gaps (vessels, tumor rims), fill holes in 3D and per slice."""
-    pad = int(np.ceil(close_mm / spacing_zyx.min())) + 1
-    m = np.pad(mask, pad)
-    dist_out = ndi.distance_transform_edt(~m, sampling=spacing_zyx)
-    dil = dist_out <= close_mm
-    closed = ndi.distance_transform_edt(dil, sampling=spacing_zyx) > close_mm
-    closed = closed | m
-    closed = closed[(slice(pad, -pad),) * 3]
+    closed = mask
+    if close_mm > 0:
+        pad = int(np.ceil(close_mm / spacing_zyx.min())) + 1
+        m = np.pad(mask, pad)
+        dil = ndi.distance_transform_edt(~m, sampling=spacing_zyx) <= close_mm
+        closed = (ndi.distance_transform_edt(dil, sampling=spacing_zyx) > close_mm) | m
+        closed = closed[(slice(pad, -pad),) * 3]
     closed = ndi.binary_fill_holes(closed)
     closed = _fill_slices(closed)
     return _largest_component(closed)
@@ -214,7 +361,8 @@ def finish(mask: np.ndarray, spacing_zyx: np.ndarray, close_mm: float = 6.0) -> 
 
 def segment_array(
     hu: np.ndarray, spacing_zyx, erode_mm: float = 7.0, close_mm: float = 6.0,
-    low_k: float = 1.0, high_k: float = 1.5,
+    low_k: float = 1.0, high_k: float = 1.0, split_mm: float = 9.0, mode: bool = True,
+    radius_mm: float = 40.0, lesions: bool = True, priors: bool = True,
 ) -> np.ndarray:
     """Liver mask (bool, same shape) of a HU array (z, y, x) on an identity-direction grid."""
     spacing_zyx = np.asarray(spacing_zyx, float)
@@ -226,10 +374,18 @@ def segment_array(
         raise SegmentationFailed("no body found (under 100 mL above -400 HU)")
     lungs = lung_mask(hu, body, voxel_ml)
     seed = find_seed(smooth, body, lungs, spacing_zyx)
-    window = liver_window(smooth, seed, spacing_zyx, low_k=low_k, high_k=high_k)
+    window = liver_window(smooth, seed, spacing_zyx, radius_mm, low_k, high_k, mode)
     log.debug("liver seed %s, window %.0f..%.0f HU", seed, *window)
-    region = grow_region(smooth, body, seed, window, spacing_zyx, erode_mm)
-    return finish(region, spacing_zyx, close_mm)
+    anatomy = landmarks(smooth, body, lungs, spacing_zyx) if priors else None
+    exclude = posterior_exclusion(hu.shape, anatomy, spacing_zyx) if priors else None
+    region = grow_region(smooth, body, seed, window, spacing_zyx, erode_mm, exclude=exclude)
+    region = finish(region, spacing_zyx, close_mm)
+    if split_mm > 0:
+        region = split_touching(region, seed, spacing_zyx, split_mm, anatomy)
+        region = finish(region, spacing_zyx, 0.0)
+    if lesions:
+        region = finish(include_lesions(region, smooth, body, window[0]), spacing_zyx, 0.0)
+    return region
 
 
 def segment(image: sitk.Image, work_spacing_mm: float = 3.0, **params) -> sitk.Image:

@@ -45,12 +45,28 @@ def volume_outlier(volume: float, volume_range) -> bool:
     return bool(volume < lo or volume > hi)
 
 
-def montage(panels: list[dict], path: str | Path, title: str, max_panels: int = 16) -> None:
-    """One axial and one coronal slice through the mask's centroid per patient.
+def montage_panel(patient_id: str, image: np.ndarray, mask: np.ndarray,
+                  reference: np.ndarray | None = None, label: str | None = None) -> dict:
+    """The two views of one patient (axial and coronal slices through the mask's centroid),
+    kept small so a center's montage never holds whole volumes."""
+    mask = mask.astype(bool)
+    if mask.any():
+        z, y, _ = (int(round(v)) for v in ndi.center_of_mass(mask))
+    else:
+        z, y = image.shape[0] // 2, image.shape[1] // 2
 
-    ``panels``: dicts with ``patient_id``, ``image`` (z, y, x HU), ``mask``, optional
-    ``reference`` and ``label`` (a caption line). Mask outlines in red, reference in green.
-    """
+    def views(arr):
+        if arr is None:
+            return None, None
+        return np.array(arr[z]), np.array(arr[:, y][::-1])
+
+    return {"patient_id": patient_id, "label": label or patient_id, "image": views(image),
+            "mask": views(mask), "reference": views(reference)}
+
+
+def montage(panels: list[dict], path: str | Path, title: str, max_panels: int = 16) -> None:
+    """Axial and coronal views per patient (:func:`montage_panel`); mask outlines red,
+    reference green."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,26 +81,17 @@ def montage(panels: list[dict], path: str | Path, title: str, max_panels: int = 
         ax.axis("off")
     for i, p in enumerate(panels):
         r, c = divmod(i, cols)
-        image, mask = p["image"], p["mask"].astype(bool)
-        ref = p.get("reference")
-        if mask.any():
-            z, y, _ = (int(round(v)) for v in ndi.center_of_mass(mask))
-        else:
-            z, y = image.shape[0] // 2, image.shape[1] // 2
-        views = (
-            (image[z], mask[z], None if ref is None else ref[z]),
-            (image[:, y][::-1], mask[:, y][::-1], None if ref is None else ref[:, y][::-1]),
-        )
-        for k, (img, m, rf) in enumerate(views):
+        for k in range(2):
             ax = axes[r, 2 * c + k]
+            img, m, rf = p["image"][k], p["mask"][k], p["reference"][k]
             ax.imshow(img, cmap="gray", vmin=-160, vmax=240, interpolation="nearest")
             if m.any():
                 ax.contour(m, levels=[0.5], colors="red", linewidths=0.7)
             if rf is not None and rf.any():
                 ax.contour(rf, levels=[0.5], colors="lime", linewidths=0.7)
-        axes[r, 2 * c].set_title(p.get("label", p["patient_id"]), fontsize=7, loc="left")
+        axes[r, 2 * c].set_title(p["label"], fontsize=7, loc="left")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=100)
     plt.close(fig)

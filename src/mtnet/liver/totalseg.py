@@ -21,6 +21,8 @@ from mtnet.errors import InputError
 
 EXECUTABLE = "TotalSegmentator"
 LIVER_FILE = "liver.nii.gz"
+# the nnU-Net model folders that segment the liver: v2 "organs" part, v1 task 251
+LIVER_MODELS = ("Dataset291_*", "Task251_*")
 
 
 def check_available(settings: dict, center=None) -> tuple[str, Path]:
@@ -38,6 +40,13 @@ def check_available(settings: dict, center=None) -> tuple[str, Path]:
         raise InputError(
             "TotalSegmentator weights folder is absent or empty", center=center, path=weights,
             fix="copy TotalSegmentator's weights there (nnUNet results folders), or use another liver backend",
+        )
+    if not any(any(weights.glob(pattern)) for pattern in LIVER_MODELS):
+        raise InputError(
+            "TotalSegmentator weights folder lacks the model holding the liver "
+            f"({' or '.join(LIVER_MODELS)}); TotalSegmentator would try to download it",
+            center=center, path=weights,
+            fix="copy that model folder into the weights folder, or use another liver backend",
         )
     exe = shutil.which(EXECUTABLE)
     if exe is None:

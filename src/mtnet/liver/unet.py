@@ -3,7 +3,7 @@
 Trained on every center that has its own liver masks (rule ``train_liver_unet``), applied
 to the others. Images are resampled to an isotropic working spacing (``spacing_mm``,
 default 3 mm), HU clipped to ``hu_window`` and scaled to [0, 1]; training samples random
-cubic crops (``crop`` voxels; two thirds centred on the liver), loss Dice + cross-entropy
+cubic crops (``crop`` voxels; half of them centred on the liver), loss Dice + cross-entropy
 (MONAI ``DiceCELoss``), Adam. Inference: sliding windows (MONAI
 ``sliding_window_inference``), the largest connected component, holes filled, back on the
 input grid. A held-out part of the patients of every source center (``heldout_fraction``)
@@ -35,7 +35,7 @@ from mtnet.seeds import derive_seed, rng
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
-    "epochs": 30,
+    "epochs": 40,
     "heldout_fraction": 0.2,
     "spacing_mm": 3.0,
     "crop": 64,
@@ -43,7 +43,7 @@ DEFAULTS = {
     "channels": [8, 16, 32, 64],
     "learning_rate": 0.003,
     "hu_window": [-200, 300],
-    "foreground_fraction": 0.67,
+    "foreground_fraction": 0.5,
 }
 HELDOUT_COLUMNS = ["center", "patient_id", "dice", "volume_ml", "reference_volume_ml"]
 
