@@ -141,6 +141,7 @@ class Anatomy:
 
     cx: float
     cy: float
+    half_width: float  # voxels, x
     lungs: np.ndarray
     spine_xy: tuple[float, float] | None
 
@@ -156,7 +157,8 @@ def landmarks(smooth: np.ndarray, body: np.ndarray, lungs: np.ndarray, spacing_z
     if bone.sum() * float(np.prod(spacing_zyx)) > 5000.0:  # > 5 mL of midline bone
         _, by, bx = np.nonzero(bone)
         spine = (float(np.median(bx)), float(np.median(by)))
-    return Anatomy(cx, cy, lungs, spine)
+    half_width = (float(xx.max()) - float(xx.min())) / 2.0
+    return Anatomy(cx, cy, half_width, lungs, spine)
 
 
 def posterior_exclusion(shape, anatomy: Anatomy, spacing_zyx, behind_mm: float = 10.0,
@@ -171,11 +173,14 @@ def posterior_exclusion(shape, anatomy: Anatomy, spacing_zyx, behind_mm: float =
     return np.broadcast_to((ys[:, None] & xs[None, :])[None], shape)
 
 
-def is_other_organ(centroid, anatomy: Anatomy, main_centroid) -> bool:
-    """Spleen: left of and posterior to the body's centre. Heart: above the liver's main
-    part with lung on both sides in its slice."""
+def is_other_organ(centroid, anatomy: Anatomy, main_centroid, spleen_lateral: float = 0.5) -> bool:
+    """Spleen: left of and posterior to the body's centre, or far left (beyond half of the
+    body's half-width; the liver's left lobe stays nearer the midline). Heart: above the
+    liver's main part with lung on both sides in its slice."""
     z, y, x = centroid
     if x > anatomy.cx and y > anatomy.cy:
+        return True
+    if x > anatomy.cx + spleen_lateral * anatomy.half_width:
         return True
     zi, xi = int(round(z)), int(round(x))
     if z > main_centroid[0] and anatomy.lungs[zi, :, :xi].any() and anatomy.lungs[zi, :, xi:].any():
