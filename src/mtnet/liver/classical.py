@@ -22,7 +22,8 @@ Anatomical priors and intensity statistics, on a coarse working grid (default 3 
    filled.
 6. **Touching organs**: an h-maxima watershed of the depth map splits organs joined by a
    neck; parts whose core lies where the spleen (left and posterior) or the heart
-   (between the lungs, above the liver) lies are dropped (:func:`split_touching`).
+   (between the lungs, above the liver) lies are dropped (:func:`split_touching`); a
+   spleen touching broadly is cut by its local mean HU (:func:`drop_spleen`).
 7. **Lesions**: hypodense regions mostly wrapped by the liver are joined
    (:func:`include_lesions`).
 
