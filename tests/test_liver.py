@@ -75,6 +75,25 @@ def test_classical_on_a_non_identity_direction_returns_the_input_grid():
     assert qc.dice(back, arr(liver)) >= 0.95
 
 
+@pytest.mark.parametrize("spleen_hu", [120.0, 85.0])  # portal phase brighter, plain CT darker
+def test_drop_spleen_cuts_a_broadly_touching_spleen(spleen_hu):
+    rng = np.random.default_rng(0)
+    shape, spacing = (30, 40, 60), np.array([3.0, 3.0, 3.0])
+    region = np.zeros(shape, bool)
+    region[5:25, 10:30, 5:40] = True  # liver: right and centre (low x)
+    region[5:25, 10:30, 40:55] = True  # spleen: far left, touching along a whole face
+    hu = np.where(region, 100.0, -100.0) + rng.normal(0, 10, shape)
+    hu[5:25, 10:30, 40:55] += spleen_hu - 100.0
+    anatomy = classical.Anatomy(cx=30.0, cy=20.0, half_width=28.0, lungs=np.zeros(shape, bool),
+                                spine_xy=None)
+    out = classical.drop_spleen(region, hu, 100.0, anatomy, spacing)
+    assert out[5:25, 10:30, 5:38].all()  # the liver stays
+    assert out[5:25, 10:30, 43:55].sum() < 0.05 * 20 * 20 * 12  # the spleen goes
+    # the same HU everywhere: nothing to cut
+    same = classical.drop_spleen(region, np.where(region, 100.0, -100.0), 100.0, anatomy, spacing)
+    assert np.array_equal(same, region)
+
+
 def test_classical_fails_clearly_without_a_body():
     air = sitk.GetImageFromArray(np.full((20, 20, 20), -1000, np.int16))
     with pytest.raises(classical.SegmentationFailed):

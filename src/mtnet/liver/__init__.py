@@ -151,7 +151,8 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
         if len(panels) < 16:
             label = f"{pid} {volume:.0f} mL" + (
                 "" if np.isnan(row["dice"]) else f" Dice {row['dice']:.3f}")
-            panels.append(qc.montage_panel(pid, sitk.GetArrayViewFromImage(image), arr, ref, label))
+            panels.append(qc.montage_panel(pid, sitk.GetArrayViewFromImage(image), arr, ref, label,
+                                           spacing))
 
     table = pd.DataFrame(rows, columns=qc.QC_COLUMNS)
     Path(outputs["qc"]).parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,8 @@ Anatomical priors and intensity statistics, on a coarse working grid (default 3 
    filled.
 6. **Touching organs**: an h-maxima watershed of the depth map splits organs joined by a
    neck; parts whose core lies where the spleen (left and posterior) or the heart
-   (between the lungs, above the liver) lies are dropped (:func:`split_touching`).
+   (between the lungs, above the liver) lies are dropped (:func:`split_touching`); a
+   spleen touching broadly is cut by its local mean HU (:func:`drop_spleen`).
 7. **Lesions**: hypodense regions mostly wrapped by the liver are joined
    (:func:`include_lesions`).
 
@@ -141,6 +142,7 @@ class Anatomy:
 
     cx: float
     cy: float
+    half_width: float  # voxels, x
     lungs: np.ndarray
     spine_xy: tuple[float, float] | None
 
@@ -156,7 +158,8 @@ def landmarks(smooth: np.ndarray, body: np.ndarray, lungs: np.ndarray, spacing_z
     if bone.sum() * float(np.prod(spacing_zyx)) > 5000.0:  # > 5 mL of midline bone
         _, by, bx = np.nonzero(bone)
         spine = (float(np.median(bx)), float(np.median(by)))
-    return Anatomy(cx, cy, lungs, spine)
+    half_width = (float(xx.max()) - float(xx.min())) / 2.0
+    return Anatomy(cx, cy, half_width, lungs, spine)
 
 
 def posterior_exclusion(shape, anatomy: Anatomy, spacing_zyx, behind_mm: float = 10.0,
@@ -171,11 +174,14 @@ def posterior_exclusion(shape, anatomy: Anatomy, spacing_zyx, behind_mm: float =
     return np.broadcast_to((ys[:, None] & xs[None, :])[None], shape)
 
 
-def is_other_organ(centroid, anatomy: Anatomy, main_centroid) -> bool:
-    """Spleen: left of and posterior to the body's centre. Heart: above the liver's main
-    part with lung on both sides in its slice."""
+def is_other_organ(centroid, anatomy: Anatomy, main_centroid, spleen_lateral: float = 0.5) -> bool:
+    """Spleen: left of and posterior to the body's centre, or far left (beyond half of the
+    body's half-width; the liver's left lobe stays nearer the midline). Heart: above the
+    liver's main part with lung on both sides in its slice."""
     z, y, x = centroid
     if x > anatomy.cx and y > anatomy.cy:
+        return True
+    if x > anatomy.cx + spleen_lateral * anatomy.half_width:
         return True
     zi, xi = int(round(z)), int(round(x))
     if z > main_centroid[0] and anatomy.lungs[zi, :, :xi].any() and anatomy.lungs[zi, :, xi:].any():
@@ -318,6 +324,34 @@ def split_touching(region: np.ndarray, seed: tuple[int, int, int], spacing_zyx: 
     return _largest_component(np.isin(basins, keep))
 
 
+def drop_spleen(region: np.ndarray, hu: np.ndarray, liver_hu: float, anatomy: Anatomy,
+                spacing_zyx: np.ndarray, sigma_mm: float = 6.0, min_diff_hu: float = 7.0,
+                min_ml: float = 40.0) -> np.ndarray:
+    """Cut a spleen that touches the liver broadly: on the patient's left, the part of the
+    region whose local mean HU (Gaussian, normalised to the region) differs from the
+    liver's by more than ``min_diff_hu`` (the spleen enhances more than the liver in the
+    portal phase and is darker on plain CT) is removed when it is a sizeable component
+    whose centre lies left of the body's centre by a quarter of its half-width."""
+    sigma = sigma_mm / spacing_zyx
+    weight = ndi.gaussian_filter(region.astype(np.float32), sigma)
+    local = ndi.gaussian_filter(np.where(region, hu, 0.0).astype(np.float32), sigma)
+    local = local / np.maximum(weight, 1e-3)
+    left = np.arange(region.shape[2])[None, None, :] > anatomy.cx
+    odd = region & left & (np.abs(local - liver_hu) > min_diff_hu)
+    lab, n = ndi.label(odd)
+    if n == 0:
+        return region
+    sizes = np.bincount(lab.ravel()) * float(np.prod(spacing_zyx)) / 1000.0
+    sizes[0] = 0
+    k = int(sizes.argmax())
+    if sizes[k] < min_ml:
+        return region
+    centre_x = ndi.center_of_mass(lab == k)[2]
+    if centre_x < anatomy.cx + 0.25 * anatomy.half_width:
+        return region
+    return _largest_component(region & ~(lab == k))
+
+
 def include_lesions(region: np.ndarray, smooth: np.ndarray, body: np.ndarray, low_hu: float,
                     floor_hu: float = -10.0, min_contact: float = 0.5) -> np.ndarray:
     """Add hypodense lesions at the liver's edge (holes inside it are filled anyway).
@@ -362,7 +396,7 @@ def finish(mask: np.ndarray, spacing_zyx: np.ndarray, close_mm: float = 6.0) -> 
 def segment_array(
     hu: np.ndarray, spacing_zyx, erode_mm: float = 7.0, close_mm: float = 6.0,
     low_k: float = 1.0, high_k: float = 1.0, split_mm: float = 9.0, mode: bool = True,
-    radius_mm: float = 40.0, lesions: bool = True, priors: bool = True,
+    radius_mm: float = 40.0, lesions: bool = True, priors: bool = True, spleen: bool = True,
 ) -> np.ndarray:
     """Liver mask (bool, same shape) of a HU array (z, y, x) on an identity-direction grid."""
     spacing_zyx = np.asarray(spacing_zyx, float)
@@ -383,6 +417,9 @@ def segment_array(
     if split_mm > 0:
         region = split_touching(region, seed, spacing_zyx, split_mm, anatomy)
         region = finish(region, spacing_zyx, 0.0)
+    if spleen and anatomy is not None:
+        centre = (window[0] * high_k + window[1] * low_k) / (low_k + high_k)
+        region = drop_spleen(region, smooth, centre, anatomy, spacing_zyx)
     if lesions:
         region = finish(include_lesions(region, smooth, body, window[0]), spacing_zyx, 0.0)
     return region

@@ -46,7 +46,8 @@ def volume_outlier(volume: float, volume_range) -> bool:
 
 
 def montage_panel(patient_id: str, image: np.ndarray, mask: np.ndarray,
-                  reference: np.ndarray | None = None, label: str | None = None) -> dict:
+                  reference: np.ndarray | None = None, label: str | None = None,
+                  spacing_zyx=(1.0, 1.0, 1.0)) -> dict:
     """The two views of one patient (axial and coronal slices through the mask's centroid),
     kept small so a center's montage never holds whole volumes."""
     mask = mask.astype(bool)
@@ -60,8 +61,9 @@ def montage_panel(patient_id: str, image: np.ndarray, mask: np.ndarray,
             return None, None
         return np.array(arr[z]), np.array(arr[:, y][::-1])
 
+    sz, sy, sx = (float(v) for v in spacing_zyx)
     return {"patient_id": patient_id, "label": label or patient_id, "image": views(image),
-            "mask": views(mask), "reference": views(reference)}
+            "mask": views(mask), "reference": views(reference), "aspect": (sy / sx, sz / sx)}
 
 
 def montage(panels: list[dict], path: str | Path, title: str, max_panels: int = 16) -> None:
@@ -84,7 +86,8 @@ def montage(panels: list[dict], path: str | Path, title: str, max_panels: int = 
         for k in range(2):
             ax = axes[r, 2 * c + k]
             img, m, rf = p["image"][k], p["mask"][k], p["reference"][k]
-            ax.imshow(img, cmap="gray", vmin=-160, vmax=240, interpolation="nearest")
+            ax.imshow(img, cmap="gray", vmin=-160, vmax=240, interpolation="nearest",
+                      aspect=p.get("aspect", (1.0, 1.0))[k])
             if m.any():
                 ax.contour(m, levels=[0.5], colors="red", linewidths=0.7)
             if rf is not None and rf.any():
