@@ -33,6 +33,8 @@ def machine() -> dict:
 def run_one(path: Path) -> dict:
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
+    # registered under its name so that worker processes can unpickle its functions
+    sys.modules[path.stem] = module
     spec.loader.exec_module(module)
     start = time.perf_counter()
     try:
@@ -44,7 +46,7 @@ def run_one(path: Path) -> dict:
 
 
 def main(names: list[str]) -> int:
-    sys.path.insert(0, str(BENCH.parent / "src"))
+    sys.path[:0] = [str(BENCH.parent / "src"), str(BENCH)]
     RESULTS.mkdir(exist_ok=True)
     paths = sorted(BENCH.glob("bench_*.py"))
     if names:
