@@ -184,3 +184,22 @@ def test_no_dicom_header_identifier_leaves_ingestion(run_dir):
         leaked = [n.decode() for n in needles if n in data]
         assert not leaked, (path, leaked[:3])
     assert scanned > 100
+
+
+def test_the_unet_backend_trains_on_the_centers_with_liver_masks(run_dir, tmp_path):
+    """TX switched to `liver_backend: unet`: the UNet learns from TA and TB (their own liver
+    masks), reports its held-out Dice, and segments TX."""
+    work = tmp_path / "unet"
+    shutil.copytree(run_dir / "results", work / "results")
+    shutil.rmtree(work / "results" / "liver" / "TX")
+    extra = work / "unet.yaml"
+    extra.write_text(yaml.safe_dump({"centers": {"TX": {
+        "role": "external", "source": "synthetic", "synthetic": {"preset": "tiny"},
+        "liver_backend": "unet",
+    }}}))
+    result = tiny(["results/liver/TX/qc.tsv"], work, extra=[extra], timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    heldout = read_tsv(work / "results" / "liver" / "unet" / "heldout_dice.tsv")
+    assert set(heldout["center"]) == {"TA", "TB"} and heldout["dice"].median() >= 0.85
+    qc = read_tsv(work / "results" / "liver" / "TX" / "qc.tsv")
+    assert set(qc["backend"]) == {"unet"} and qc["dice"].median() >= 0.85
