@@ -203,3 +203,11 @@ def test_the_unet_backend_trains_on_the_centers_with_liver_masks(run_dir, tmp_pa
     assert set(heldout["center"]) == {"TA", "TB"} and heldout["dice"].median() >= 0.85
     qc = read_tsv(work / "results" / "liver" / "TX" / "qc.tsv")
     assert set(qc["backend"]) == {"unet"} and qc["dice"].median() >= 0.85
+
+
+def test_the_report_holds_every_stage(run_dir):
+    result = tiny(["--report", "results/report.html"], run_dir, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (run_dir / "results" / "report.html").read_text(errors="replace")
+    for label in ("Ingestion", "Liver", "Tumor", "Models", "Statistics", "synthetic"):
+        assert label in html, label

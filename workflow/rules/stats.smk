@@ -5,13 +5,48 @@ rule stats:
         training_predictions=get_training_predictions,
         tables=get_member_tables,
     output:
-        discrimination="results/stats/{center}/discrimination.tsv",
-        delong="results/stats/{center}/delong.tsv",
-        nri_idi="results/stats/{center}/nri_idi.tsv",
-        calibration="results/stats/{center}/calibration.tsv",
-        decision_curve="results/stats/{center}/decision_curve.tsv",
-        subgroups="results/stats/{center}/subgroups.tsv",
-        survival="results/stats/{center}/survival.tsv",
+        discrimination=report(
+            "results/stats/{center}/discrimination.tsv",
+            caption="../report/stats_discrimination.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+        ),
+        delong=report(
+            "results/stats/{center}/delong.tsv",
+            caption="../report/stats_delong.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+        ),
+        nri_idi=report(
+            "results/stats/{center}/nri_idi.tsv",
+            caption="../report/stats_nri_idi.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+        ),
+        calibration=report(
+            "results/stats/{center}/calibration.tsv",
+            caption="../report/stats_calibration.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+        ),
+        decision_curve=report(
+            "results/stats/{center}/decision_curve.tsv",
+            caption="../report/stats_decision_curve.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+        ),
+        subgroups=report(
+            "results/stats/{center}/subgroups.tsv",
+            caption="../report/stats_subgroups.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+        ),
+        survival=report(
+            "results/stats/{center}/survival.tsv",
+            caption="../report/stats_survival.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+        ),
     log:
         "results/logs/stats/{center}.log",
     conda:
