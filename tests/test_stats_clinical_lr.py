@@ -102,7 +102,11 @@ def test_small_pooled_tables_fall_back_to_l2(tmp_path, caplog):
     assert "dropped enhancement_ratio" in caplog.text and "L2 penalty" in caplog.text
     coef = pd.read_csv(tmp_path / "c.tsv", sep="\t")
     assert coef["ci_low"].isna().all() and coef["note"].str.contains("penalised fit").all()
-    # the stored solution maximises log L - 1/2 |beta_std|^2 (score of the penalised fit = 0)
+    # the stored solution maximises log L - lambda/2 |beta_std|^2 (penalised score = 0), with
+    # lambda the grid's best by cross-validated log-likelihood
+    lam = model["fit"]["l2_penalty"]
+    cv = model["fit"]["penalty_cv"]
+    assert len(cv) == 21 and lam == max(cv, key=lambda r: (round(r["cv_loglik"], 9), r["penalty"]))["penalty"]
     train = pd.concat([a, b], ignore_index=True)
     x = clinical_lr.design_matrix(train, model["terms"])
     mean = np.array([t["mean"] for t in model["terms"]])
@@ -112,7 +116,7 @@ def test_small_pooled_tables_fall_back_to_l2(tmp_path, caplog):
     mu = clinical_lr.predict_risk(model, train)
     xs = np.column_stack([np.ones(len(x)), (x - mean) / sd])
     grad = xs.T @ (train["mvi"].to_numpy(float) - mu)
-    grad[1:] -= beta_std
+    grad[1:] -= lam * beta_std
     assert np.max(np.abs(grad)) < 1e-6
     # predictions for a center whose table misses a factor entirely: imputed, logged
     ext = clinical_table("TX", 15, 13).drop(columns=["age"])
@@ -150,3 +154,13 @@ def test_bad_inputs(tmp_path, fitted):
         clinical_lr.predict_table(
             d / "model.json", tmp_path / "bad.tsv", "TX", "test", tmp_path / "p.tsv"
         )
+
+
+def test_penalty_choice_is_seeded_and_deterministic(tmp_path):
+    a, b = clinical_table("TA", 20, 11), clinical_table("TB", 22, 12)
+    tables = [write_table(a, tmp_path / "TA.tsv"), write_table(b, tmp_path / "TB.tsv")]
+    one = clinical_lr.fit(tables, seed=3)
+    two = clinical_lr.fit(tables, seed=3)
+    assert one["fit"]["method"] == "L2-penalised"
+    assert one["coefficients"] == two["coefficients"] and one["fit"] == two["fit"]
+    assert one["fit"]["seed"] == 3 and one["fit"]["l2_penalty"] in clinical_lr.PENALTY_GRID

@@ -17,6 +17,8 @@ rule train_clinical_lr:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        seed=config["seed"],
     script:
         "../scripts/train_clinical_lr.py"
 

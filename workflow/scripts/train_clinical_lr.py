@@ -9,4 +9,5 @@ with script_logging(smk):
         list(smk.input.tables),
         model_path=smk.output.model,
         coefficients_path=smk.output.coefficients,
+        seed=smk.params.seed,
     )

@@ -16,9 +16,12 @@ and the counts are logged.
 
 Fit: predictors are standardised (training mean and SD) and the maximum-likelihood fit
 (Newton) is tried first. Under (quasi-)separation, non-convergence or a coefficient beyond
-|10| per SD (an odds ratio above e^10 per SD), the model is refitted with a small L2 penalty
-on the standardised coefficients (not the intercept): log-likelihood - 1/2 * sum beta^2,
-i.e. a N(0, 1) prior per SD of each factor (scikit-learn, C = 1). Wald CIs and p-values
+|10| per SD (an odds ratio above e^10 per SD), the model is refitted with an L2 penalty
+on the standardised coefficients (not the intercept): log-likelihood - lambda/2 * sum beta^2
+(scikit-learn, C = 1/lambda), lambda chosen from a grid by stratified k-fold
+cross-validated log-likelihood (k = min(5, events, non-events); folds shuffled with a seed
+derived from the config's ``seed``), the usual remedy when there are few events per
+variable (Steyerberg, Clinical Prediction Models, 2nd ed., ch. 13). Wald CIs and p-values
 are not valid after penalisation and are NA then, with the reason in ``note``.
 Coefficients are reported per unit of each factor.
 """
@@ -35,6 +38,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from mtnet.errors import InputError
+from mtnet.seeds import derive_seed
 from mtnet.model import PREDICTION_COLUMNS
 from mtnet.stats.factors import RADIOLOGICAL, VARIABLES, tabulated
 
@@ -232,8 +236,37 @@ def _ridge(y, xs, penalty: float = 1.0):
     return np.concatenate([clf.intercept_, clf.coef_.ravel()]), float(penalty)
 
 
-def fit(tables: list) -> dict:
-    """Fit Model-Clinical-LR on the pooled training tables; the model as a JSON-able dict."""
+PENALTY_GRID = np.logspace(-2, 3, 21)
+
+
+def choose_penalty(y, xs, seed: int, grid=PENALTY_GRID) -> tuple[float, list[dict]]:
+    """The L2 penalty of the grid with the largest stratified k-fold cross-validated
+    log-likelihood (k = min(5, events, non-events)); ties go to the larger penalty."""
+    from sklearn.model_selection import StratifiedKFold
+
+    k = int(min(5, y.sum(), len(y) - y.sum()))
+    if k < 2:
+        return 1.0, []
+    folds = list(
+        StratifiedKFold(k, shuffle=True, random_state=derive_seed(seed, MODEL_NAME)).split(xs, y)
+    )
+    path = []
+    for penalty in grid:
+        loglik = 0.0
+        for train_idx, test_idx in folds:
+            beta, _ = _ridge(y[train_idx], xs[train_idx], penalty)
+            eta = beta[0] + xs[test_idx] @ beta[1:]
+            loglik += float(np.sum(y[test_idx] * eta - np.logaddexp(0.0, eta)))
+        path.append({"penalty": float(penalty), "cv_loglik": loglik})
+    best = max(path, key=lambda r: (round(r["cv_loglik"], 9), r["penalty"]))
+    return best["penalty"], path
+
+
+def fit(tables: list, seed: int = 0) -> dict:
+    """Fit Model-Clinical-LR on the pooled training tables; the model as a JSON-able dict.
+
+    ``seed`` shuffles the cross-validation folds that choose the penalty (if one is needed).
+    """
     frames = []
     for path in tables:
         df = read_clinical(path)
@@ -282,11 +315,17 @@ def fit(tables: list) -> dict:
     if result is not None:
         params_std, cov_std = result
         cov = a @ cov_std @ a.T
-        method, penalty, note = "maximum likelihood", 0.0, ""
+        method, penalty, note, cv_path = "maximum likelihood", 0.0, "", []
         se = np.sqrt(np.diag(cov))
     else:
-        log.warning("Model-Clinical-LR: %s; refitted with an L2 penalty", reason)
-        params_std, penalty = _ridge(y, xs)
+        penalty, cv_path = choose_penalty(y, xs, seed)
+        log.warning(
+            "Model-Clinical-LR: %s; refitted with an L2 penalty %.3g chosen by "
+            "cross-validated log-likelihood",
+            reason,
+            penalty,
+        )
+        params_std, penalty = _ridge(y, xs, penalty)
         method, note = "L2-penalised", f"penalised fit ({reason}): Wald CI and p not valid"
         se = np.full(k + 1, np.nan)
     params = a @ params_std
@@ -320,6 +359,8 @@ def fit(tables: list) -> dict:
         "fit": {
             "method": method,
             "l2_penalty": penalty,
+            "penalty_cv": cv_path,
+            "seed": int(seed),
             "reason": reason or "",
             "n": int(len(y)),
             "events": int(y.sum()),
@@ -332,10 +373,10 @@ def fit(tables: list) -> dict:
     }
 
 
-def fit_and_save(tables: list, model_path, coefficients_path) -> dict:
+def fit_and_save(tables: list, model_path, coefficients_path, seed: int = 0) -> dict:
     """Fit on the pooled training tables; write model.json and coefficients.tsv
     (term, coef, OR, ci_low, ci_high [of the OR], p, note)."""
-    model = fit(list(tables))
+    model = fit(list(tables), seed=seed)
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     Path(model_path).write_text(json.dumps(model, indent=2) + "\n")
     coef = pd.DataFrame(
