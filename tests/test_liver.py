@@ -94,6 +94,30 @@ def test_drop_spleen_cuts_a_broadly_touching_spleen(spleen_hu):
     assert np.array_equal(same, region)
 
 
+def test_drop_prevertebral_vessels_cuts_the_ivc_below_its_junction_only():
+    shape, spacing = (12, 60, 60), np.array([3.0, 3.0, 3.0])
+    region = np.zeros(shape, bool)
+    region[:, 5:35, 0:30] = True  # liver: 30 x 30 voxels in every slice
+    region[:, 30:35, 35:40] = True  # IVC: 5 x 5 voxels (225 mm2) in front of the spine
+    region[8:, 30:35, 30:35] = True  # joined to the liver in the top slices only
+    region[:, 50:52, 50:52] = True  # a speck (36 mm2) in front of the spine ...
+    region[8:, 33:52, 50:52] = True  # ... joined to the IVC above
+    region[8:, 33:35, 39:52] = True
+    lungs = np.zeros(shape, bool)
+
+    def anatomy(spine_xy):
+        return classical.Anatomy(cx=30.0, cy=30.0, half_width=30.0, lungs=lungs, spine_xy=spine_xy)
+
+    out = classical.drop_prevertebral_vessels(region, anatomy((40.0, 52.0)), spacing)
+    assert not out[:8, 30:35, 35:40].any()  # the IVC's separate cross-sections go
+    assert out[8:, 30:35, 35:40].all()  # where it joins the liver in the slice it stays
+    assert out[:8, 50:52, 50:52].all()  # a speck is not a vessel's lumen
+    assert np.array_equal(out[:, :, :30], region[:, :, :30])  # the liver is untouched
+    # a piece far to the side of the spine, or no spine found: nothing changes
+    assert np.array_equal(classical.drop_prevertebral_vessels(region, anatomy((5.0, 52.0)), spacing), region)
+    assert np.array_equal(classical.drop_prevertebral_vessels(region, anatomy(None), spacing), region)
+
+
 def test_classical_fails_clearly_without_a_body():
     air = sitk.GetImageFromArray(np.full((20, 20, 20), -1000, np.int16))
     with pytest.raises(classical.SegmentationFailed):
