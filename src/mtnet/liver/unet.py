@@ -4,10 +4,12 @@ Trained on every center that has its own liver masks (rule ``train_liver_unet``)
 to the others. Images are resampled to an isotropic working spacing (``spacing_mm``,
 default 3 mm), HU clipped to ``hu_window`` and scaled to [0, 1]; training samples random
 cubic crops (``crop`` voxels; half of them centred on the liver), loss Dice + cross-entropy
-(MONAI ``DiceCELoss``), Adam. Inference: sliding windows (MONAI
-``sliding_window_inference``), the largest connected component, holes filled, back on the
-input grid. A held-out part of the patients of every source center (``heldout_fraction``)
-is never trained on; its Dice per patient is written next to the model.
+(MONAI ``DiceCELoss``), Adam with the polynomial learning-rate decay of nnU-Net
+(:func:`poly_lr`). Inference: sliding windows (MONAI ``sliding_window_inference``), the
+liver probability resampled linearly onto the input grid, thresholded at 0.5, its largest
+connected component kept and holes filled. A held-out part of the patients of every
+source center (``heldout_fraction``) is never trained on; its Dice per patient is written
+next to the model.
 
 Deterministic: the split, the crops and the weights derive from the config's seed
 (:func:`mtnet.seeds.derive_seed`); torch runs with deterministic algorithms.
@@ -41,7 +43,7 @@ DEFAULTS = {
     "crop": 64,
     "batch_size": 2,
     "channels": [8, 16, 32, 64],
-    "learning_rate": 0.003,
+    "learning_rate": 0.005,
     "hu_window": [-200, 300],
     "foreground_fraction": 0.5,
 }
