@@ -106,3 +106,31 @@ def test_training_needs_two_patients_with_masks(phantoms, tmp_path):
     with pytest.raises(InputError, match="at least 2 patients with liver masks, found 0"):
         unet.train([folders["EX"][0]], [folders["EX"][1]], tmp_path / "m.pt", tmp_path / "h.tsv",
                    SETTINGS, seed=1)
+
+
+def test_the_learning_rate_decays_polynomially_to_zero():
+    factors = [unet.poly_lr(e, 40) for e in range(41)]
+    assert factors[0] == 1.0 and factors[-1] == 0.0
+    assert all(a > b for a, b in zip(factors, factors[1:]))
+    assert factors[20] == pytest.approx(0.5 ** 0.9)
+
+
+def test_probabilities_come_back_smooth_and_post_processed():
+    """A coarse probability ball, resampled linearly onto a finer grid: the ball's volume
+    kept, the stray blob and the hole gone."""
+    import numpy as np
+
+    zz, yy, xx = np.mgrid[:20, :20, :20]
+    prob = (((zz - 9.5) ** 2 + (yy - 9.5) ** 2 + (xx - 9.5) ** 2) <= 36).astype(np.float32)
+    prob[9:11, 9:11, 9:11] = 0.0  # a hole
+    prob[0:2, 0:2, 0:2] = 1.0  # a stray component
+    coarse = sitk.GetImageFromArray(prob)
+    coarse.SetSpacing((3.0, 3.0, 3.0))
+    fine = sitk.Image(60, 60, 60, sitk.sitkUInt8)
+    fine.SetOrigin((-1.0, -1.0, -1.0))
+    out = unet.postprocess(unet.probability_on(prob, coarse, fine), fine)
+    assert same_grid(out, fine)
+    mask = sitk.GetArrayFromImage(out).astype(bool)
+    assert not mask[:5, :5, :5].any() and mask[28:32, 28:32, 28:32].all()
+    volume = mask.sum()  # a 6-voxel (18 mm) radius ball, in fine voxels of 1 mm^3
+    assert abs(volume - 4 / 3 * np.pi * 18 ** 3) / (4 / 3 * np.pi * 18 ** 3) < 0.1

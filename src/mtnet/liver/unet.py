@@ -4,10 +4,12 @@ Trained on every center that has its own liver masks (rule ``train_liver_unet``)
 to the others. Images are resampled to an isotropic working spacing (``spacing_mm``,
 default 3 mm), HU clipped to ``hu_window`` and scaled to [0, 1]; training samples random
 cubic crops (``crop`` voxels; half of them centred on the liver), loss Dice + cross-entropy
-(MONAI ``DiceCELoss``), Adam. Inference: sliding windows (MONAI
-``sliding_window_inference``), the largest connected component, holes filled, back on the
-input grid. A held-out part of the patients of every source center (``heldout_fraction``)
-is never trained on; its Dice per patient is written next to the model.
+(MONAI ``DiceCELoss``), Adam with the polynomial learning-rate decay of nnU-Net
+(:func:`poly_lr`). Inference: sliding windows (MONAI ``sliding_window_inference``), the
+liver probability resampled linearly onto the input grid, thresholded at 0.5, its largest
+connected component kept and holes filled. A held-out part of the patients of every
+source center (``heldout_fraction``) is never trained on; its Dice per patient is written
+next to the model.
 
 Deterministic: the split, the crops and the weights derive from the config's seed
 (:func:`mtnet.seeds.derive_seed`); torch runs with deterministic algorithms.
@@ -41,7 +43,7 @@ DEFAULTS = {
     "crop": 64,
     "batch_size": 2,
     "channels": [8, 16, 32, 64],
-    "learning_rate": 0.003,
+    "learning_rate": 0.005,
     "hu_window": [-200, 300],
     "foreground_fraction": 0.5,
 }
@@ -117,6 +119,12 @@ def random_crop(image: np.ndarray, mask: np.ndarray, size: int, generator: np.ra
 # --------------------------------------------------------------------------- model
 
 
+def poly_lr(epoch: int, epochs: int, power: float = 0.9) -> float:
+    """Learning-rate factor of the polynomial decay (1 - epoch / epochs) ** power, as in
+    nnU-Net (Isensee et al., Nat Methods 2021)."""
+    return max(0.0, 1.0 - epoch / max(1, epochs)) ** power
+
+
 def build_model(channels):
     from monai.networks.nets import UNet
 
@@ -167,12 +175,14 @@ def train(images: list, masks: list, model_path, heldout_path, settings: dict, s
         model = build_model(cfg["channels"])
         loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
         optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["learning_rate"]))
+        epochs = int(cfg["epochs"])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: poly_lr(e, epochs))
         generator = rng(seed, "liver-unet", "crops")
         size, batch = int(cfg["crop"]), int(cfg["batch_size"])
         steps = max(1, math.ceil(len(data) / batch))
         start = time.perf_counter()
         model.train()
-        for epoch in range(int(cfg["epochs"])):
+        for epoch in range(epochs):
             order = generator.permutation(len(data))
             losses = []
             for step in range(steps):
@@ -188,7 +198,8 @@ def train(images: list, masks: list, model_path, heldout_path, settings: dict, s
                 loss.backward()
                 optimizer.step()
                 losses.append(float(loss.detach()))
-            log.info("epoch %d/%d: loss %.4f (%.0f s)", epoch + 1, cfg["epochs"],
+            scheduler.step()
+            log.info("epoch %d/%d: loss %.4f (%.0f s)", epoch + 1, epochs,
                      float(np.mean(losses)), time.perf_counter() - start)
         model.eval()
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -259,6 +270,19 @@ def predict(model: LoadedModel, image: sitk.Image) -> sitk.Image:
             prob = torch.softmax(logits, dim=1)[0, 1].numpy()
     finally:
         torch.set_num_threads(previous)
+    return postprocess(probability_on(prob, grid, image), image)
+
+
+def probability_on(prob: np.ndarray, grid: sitk.Image, image: sitk.Image) -> np.ndarray:
+    """The liver probability of the working grid, linearly resampled onto ``image``'s grid."""
+    coarse = sitk.GetImageFromArray(prob.astype(np.float32))
+    coarse.CopyInformation(grid)
+    fine = sitk.Resample(coarse, image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    return sitk.GetArrayFromImage(fine)
+
+
+def postprocess(prob: np.ndarray, like: sitk.Image) -> sitk.Image:
+    """Probability >= 0.5, its largest connected component, holes filled; uint8 on ``like``."""
     mask = prob >= 0.5
     lab, n = ndi.label(mask)
     if n > 1:
@@ -266,9 +290,6 @@ def predict(model: LoadedModel, image: sitk.Image) -> sitk.Image:
         sizes[0] = 0
         mask = lab == sizes.argmax()
     mask = ndi.binary_fill_holes(mask)
-    coarse = sitk.GetImageFromArray(mask.astype(np.float32))
-    coarse.CopyInformation(grid)
-    fine = sitk.Resample(coarse, image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    out = sitk.Cast(fine >= 0.5, sitk.sitkUInt8)
-    out.CopyInformation(image)
+    out = sitk.GetImageFromArray(mask.astype(np.uint8))
+    out.CopyInformation(like)
     return out
