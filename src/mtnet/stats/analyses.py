@@ -233,7 +233,7 @@ def _guard(base: dict, func, columns) -> list[dict]:
     try:
         rows = func()
     except api.DegenerateInput as err:
-        return [{**{c: np.nan for c in columns}, **base, "reason": str(err)}]
+        return _na(base, columns, str(err))
     return [{**{c: np.nan for c in columns}, **base, "reason": "", **r} for r in rows]
 
 
@@ -241,42 +241,50 @@ def _na(base: dict, columns, reason: str) -> list[dict]:
     return [{**{c: np.nan for c in columns}, **base, "reason": reason}]
 
 
-# ------------------------------------------------------------------------- analyses
-
-
-def discrimination(center, preds, thresholds, engine) -> list[dict]:
-    cols = COLUMNS["discrimination"]
+def _per_model(center, preds, columns, engine, analysis, **fields) -> list[dict]:
+    """``analysis(model, known)`` for each model on its patients with a known outcome, its
+    rows carrying center, model, ``fields``, n, n_events and engine; one NA row with the
+    reason where the model's predictions can't be used or the data are degenerate."""
     rows = []
     for model, df in preds.items():
         known, reason = _outcome_rows(df, model)
         base = {
             "center": center,
             "model": model,
-            "split": ",".join(sorted(df["split"].astype(str).unique())),
+            **{k: f(df) if callable(f) else f for k, f in fields.items()},
             "n": len(known),
             "n_events": int(known["mvi"].sum()),
             "engine": engine,
         }
         if reason:
-            rows += _na(base, cols, reason)
-            continue
-
-        def run(known=known, model=model):
-            y, p = known["mvi"].to_numpy(float), known["risk"].to_numpy(float)
-            a = api.auc_ci(y, p, engine=engine)
-            out = {"auc": a.auc, "ci_low": a.ci_low, "ci_high": a.ci_high}
-            t = thresholds.get(model)
-            if t is not None and np.isfinite(t):
-                high = p > t
-                out.update(
-                    threshold=t,
-                    sensitivity=float(high[y == 1].mean()),
-                    specificity=float((~high)[y == 0].mean()),
-                )
-            return [out]
-
-        rows += _guard(base, run, cols)
+            rows += _na(base, columns, reason)
+        else:
+            rows += _guard(base, lambda: analysis(model, known), columns)
     return rows
+
+
+# ------------------------------------------------------------------------- analyses
+
+
+def discrimination(center, preds, thresholds, engine) -> list[dict]:
+    def run(model, known):
+        y, p = known["mvi"].to_numpy(float), known["risk"].to_numpy(float)
+        a = api.auc_ci(y, p, engine=engine)
+        out = {"auc": a.auc, "ci_low": a.ci_low, "ci_high": a.ci_high}
+        t = thresholds.get(model)
+        if t is not None and np.isfinite(t):
+            high = p > t
+            out.update(
+                threshold=t,
+                sensitivity=float(high[y == 1].mean()),
+                specificity=float((~high)[y == 0].mean()),
+            )
+        return [out]
+
+    def split(df):
+        return ",".join(sorted(df["split"].astype(str).unique()))
+
+    return _per_model(center, preds, COLUMNS["discrimination"], engine, run, split=split)
 
 
 def _pairs(preds) -> list[tuple[str, str]]:
@@ -391,81 +399,49 @@ def nri_idi(center, preds, cutoffs, engine) -> list[dict]:
 
 
 def calibration(center, preds, bins, engine) -> list[dict]:
-    cols = COLUMNS["calibration"]
-    rows = []
-    for model, df in preds.items():
-        known, reason = _outcome_rows(df, model)
-        base = {
-            "center": center,
-            "model": model,
-            "row": "summary",
-            "n": len(known),
-            "n_events": int(known["mvi"].sum()),
-            "engine": engine,
-        }
-        if reason:
-            rows += _na(base, cols, reason)
-            continue
-
-        def run(known=known):
-            c = api.calibration(known["mvi"], known["risk"], bins=bins, engine=engine)
-            out = [
+    def run(model, known):
+        c = api.calibration(known["mvi"], known["risk"], bins=bins, engine=engine)
+        out = [
+            {
+                "intercept": c.intercept,
+                "slope": c.slope,
+                "brier": c.brier,
+                "hl_chi2": c.hl_chi2,
+                "hl_df": c.hl_df,
+                "hl_p": c.hl_p,
+                "reason": (
+                    ""
+                    if c.hl_df > 0
+                    else f"Hosmer-Lemeshow: {len(c.curve)} risk group(s), no degrees of freedom"
+                ),
+            }
+        ]
+        for _, b in c.curve.iterrows():
+            out.append(
                 {
-                    "intercept": c.intercept,
-                    "slope": c.slope,
-                    "brier": c.brier,
-                    "hl_chi2": c.hl_chi2,
-                    "hl_df": c.hl_df,
-                    "hl_p": c.hl_p,
-                    "reason": (
-                        ""
-                        if c.hl_df > 0
-                        else f"Hosmer-Lemeshow: {len(c.curve)} risk group(s), no degrees of freedom"
-                    ),
+                    "row": "bin",
+                    "bin": int(b["bin"]),
+                    "n": int(b["n"]),
+                    "n_events": int(round(b["observed"] * b["n"])),
+                    "mean_predicted": b["mean_predicted"],
+                    "observed": b["observed"],
                 }
-            ]
-            for _, b in c.curve.iterrows():
-                out.append(
-                    {
-                        "row": "bin",
-                        "bin": int(b["bin"]),
-                        "n": int(b["n"]),
-                        "n_events": int(round(b["observed"] * b["n"])),
-                        "mean_predicted": b["mean_predicted"],
-                        "observed": b["observed"],
-                    }
-                )
-            return out
+            )
+        return out
 
-        rows += _guard(base, run, cols)
-    return rows
+    return _per_model(center, preds, COLUMNS["calibration"], engine, run, row="summary")
 
 
 def decision_curve(center, preds, grid, engine) -> list[dict]:
-    cols = COLUMNS["decision_curve"]
     start, stop, step = grid
     thresholds = np.round(np.arange(start, stop + step / 2, step), 10)
     thresholds = thresholds[(thresholds > 0) & (thresholds < 1)]
-    rows = []
-    for model, df in preds.items():
-        known, reason = _outcome_rows(df, model)
-        base = {
-            "center": center,
-            "model": model,
-            "n": len(known),
-            "n_events": int(known["mvi"].sum()),
-            "engine": engine,
-        }
-        if reason:
-            rows += _na(base, cols, reason)
-            continue
 
-        def run(known=known):
-            nb = api.net_benefit(known["mvi"], known["risk"], thresholds, engine=engine)
-            return nb.to_dict("records")
+    def run(model, known):
+        nb = api.net_benefit(known["mvi"], known["risk"], thresholds, engine=engine)
+        return nb.to_dict("records")
 
-        rows += _guard(base, run, cols)
-    return rows
+    return _per_model(center, preds, COLUMNS["decision_curve"], engine, run)
 
 
 def youden_thresholds(training_preds, engine) -> dict[str, float]:
