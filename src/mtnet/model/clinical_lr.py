@@ -46,17 +46,6 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "Model-Clinical-LR"
 CONTINUOUS = ["age", "max_diameter_mm", "enhancement_ratio"]
-CATEGORICAL = [
-    "sex",
-    "treatment",
-    "hbv",
-    "cirrhosis",
-    "child_pugh",
-    "bclc",
-    "lesion_number",
-    "afp_ng_ml",
-    *RADIOLOGICAL,
-]
 FACTORS = [
     "age",
     "sex",
