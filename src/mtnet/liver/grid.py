@@ -70,10 +70,6 @@ def read_mask(
     return out
 
 
-def voxel_ml(image: sitk.Image) -> float:
-    return float(np.prod(image.GetSpacing())) / 1000.0
-
-
 def mask_image(array: np.ndarray, like: sitk.Image) -> sitk.Image:
     """A uint8 mask image from a (z, y, x) array, on the grid of ``like``."""
     out = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.uint8))
