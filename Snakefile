@@ -28,8 +28,8 @@ include: "workflow/rules/stats.smk"
 # light steps (seconds, a few MB) run on the submit host, not as Slurm jobs (slurm/config.yaml)
 localrules:
     table1,
-    train_clinical_lr,
-    predict_clinical_lr,
+    train_model,
+    predict_model,
 
 
 rule all:

@@ -22,12 +22,12 @@ GOAL_CLASSICAL_S = 10.0
 
 
 def _ct() -> tuple[sitk.Image, str]:
-    from mtnet.liver.classical import reorient, resample_to_spacing
+    from mtnet import imaging
 
     path = SHARED / "totalsegmentator_example_ct" / "example_ct.nii.gz"
     if path.exists():
-        img = resample_to_spacing(reorient(sitk.ReadImage(str(path))), 1.5, default=-1024.0)
-        return sitk.Cast(sitk.Round(img), sitk.sitkInt16), "totalsegmentator example_ct at 1.5 mm"
+        img = imaging.reorient(sitk.ReadImage(str(path)))
+        return imaging.resample_hu(img, imaging.spacing_grid(img, 1.5)), "totalsegmentator example_ct at 1.5 mm"
     sys.path.insert(0, str(REPO / "tests"))
     from liver_phantom import abdomen
 
@@ -46,11 +46,12 @@ def _median_time(fn, repeats: int) -> float:
 def run(repeats: int = 3) -> dict:
     import torch
 
+    from mtnet.config import section
     from mtnet.liver import classical, unet
 
     image, what = _ct()
     classical_s = _median_time(lambda: classical.segment(image), repeats)
-    cfg = unet.settings_with_defaults({})
+    cfg = section("liver")["unet"]
     torch.manual_seed(0)
     model = unet.LoadedModel(unet.build_model(cfg["channels"]).eval(),
                              {k: cfg[k] for k in ("spacing_mm", "crop", "channels", "hu_window")}, 2)

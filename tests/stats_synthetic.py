@@ -1,6 +1,6 @@
 """Synthetic clinical tables and prediction files for the statistics tests (NumPy only).
 
-The shapes follow DESIGN.md section 2 (canonical columns, `NA` missing); outcomes depend on
+The shapes follow docs/design.md section 2 (canonical columns, `NA` missing); outcomes depend on
 a few factors so that a model has something to find.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mtnet.model import PREDICTION_COLUMNS
-from mtnet.stats.factors import RADIOLOGICAL
+from mtnet.factors import RADIOLOGICAL
+from mtnet.tables import PREDICTION_COLUMNS
 
 
 def clinical_table(center: str, n: int, seed: int, event_rate: float = 0.15) -> pd.DataFrame:

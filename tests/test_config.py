@@ -72,7 +72,13 @@ def _invalid_cases(hospital):
     missing_key = copy.deepcopy(hospital)
     del missing_key["images"]
     missing_path = dict(hospital, clinical="/nonexistent/clinical.csv")
+    unknown_model = dict(default_config(), models=["Model-Clinical-LR", "Model-Nonexistent"])
+    unet_typo = default_config()
+    unet_typo.setdefault("liver", {})["unet"] = {"epoch": 3}
     return [
+        ("unknown model", unknown_model,
+         ["config: models: 'Model-Nonexistent' has no implementation", "implemented: Model-Clinical-LR"]),
+        ("unknown liver.unet key", unet_typo, ["liver.unet", "unknown key 'epoch'"]),
         ("unknown role", _with_center("H", dict(hospital, role="validation")),
          ["centers.H.role", "'validation' is not one of train, external"]),
         ("missing path key", _with_center("H", missing_key),

@@ -30,8 +30,9 @@ from ingest_fixtures import (
 from pydicom.uid import generate_uid
 
 from mtnet.errors import InputError
-from mtnet.io import clinical, dicom, ingest_center, resample
-from mtnet.io.clinical import CANONICAL_COLUMNS
+from mtnet import imaging
+from mtnet.factors import CANONICAL_COLUMNS
+from mtnet.io import clinical, dicom, ingest_center
 
 SPACING = (1.0, 1.0, 2.5)
 ORIGIN = (-16.0, -16.0, -100.0)
@@ -136,9 +137,9 @@ def test_coronal_series_lands_on_the_identity_lps_grid(tmp_path):
         ds.save_as(folder / f"C{k:02d}", enforce_file_format=True)
     loaded = dicom.load_series(series_of(folder))
     assert loaded.image.GetDirection() == (1, 0, 0, 0, 0, 1, 0, -1, 0)
-    grid = resample.output_grid(loaded.image, (1.0, 1.5, 2.0))
-    out = resample.resample_image(loaded.image, grid)
-    assert grid.GetOrigin() == (-5.0, -10.0, 30.0)
+    grid = imaging.covering_grid(loaded.image, (1.0, 1.5, 2.0))
+    out = imaging.resample_hu(loaded.image, grid)
+    assert grid.origin == (-5.0, -10.0, 30.0)
     assert np.array_equal(sitk.GetArrayFromImage(out), ref)
 
 

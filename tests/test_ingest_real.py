@@ -13,8 +13,9 @@ import SimpleITK as sitk
 import yaml
 from conftest import REPO, shared_path
 
-from mtnet.io import clinical, dicom, ingest_center, resample
-from mtnet.io.clinical import CANONICAL_COLUMNS
+from mtnet import imaging
+from mtnet.factors import CANONICAL_COLUMNS
+from mtnet.io import clinical, dicom, ingest_center
 
 pytestmark = pytest.mark.shared_data
 MAPPING = REPO / "config" / "mappings" / "hcc_tace_seg.yaml"
@@ -122,8 +123,8 @@ def test_totalsegmentator_jpeg2000_series_matches_references():
                           np.bincount(sitk.GetArrayFromImage(seg).ravel(), minlength=120))
     liver = ours[labels == 5]
     assert liver.size > 1000 and 20 < np.median(liver) < 200
-    assert resample.same_geometry(seg, loaded.image) == "direction differs"
-    assert resample.same_voxel_centres(loaded.image, seg)  # accepted as a mask of this image
+    assert imaging.grid_difference(seg, loaded.image) == "direction differs"
+    assert imaging.same_voxel_centres(loaded.image, seg)  # accepted as a mask of this image
 
 
 def test_totalsegmentator_nifti_does_not_overlap_its_dicom():

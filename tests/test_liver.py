@@ -14,7 +14,7 @@ from liver_phantom import abdomen
 
 from mtnet.errors import InputError
 from mtnet.liver import classical, join_tumor, qc, segment_center, totalseg
-from mtnet.liver.grid import same_grid
+from mtnet.imaging import same_grid
 
 SETTINGS = {"default_backend": "classical", "volume_ml_range": [700, 3500],
             "totalsegmentator": {"weights_dir": None}}

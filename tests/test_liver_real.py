@@ -9,6 +9,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import shared_path
 
+from mtnet import imaging
 from mtnet.liver import classical, qc, segment_center
 
 pytestmark = pytest.mark.shared_data
@@ -17,9 +18,8 @@ TOTALSEG_LIVER = 5
 
 def to_ingest_grid(image: sitk.Image, spacing_mm: float = 1.5) -> sitk.Image:
     """What ingestion writes: identity direction, isotropic spacing, int16 HU."""
-    oriented = classical.reorient(image)
-    out = classical.resample_to_spacing(oriented, spacing_mm, default=-1024.0)
-    return sitk.Cast(sitk.Round(out), sitk.sitkInt16)
+    oriented = imaging.reorient(image)
+    return imaging.resample_hu(oriented, imaging.spacing_grid(oriented, spacing_mm))
 
 
 def example_reference(folder) -> tuple[sitk.Image, sitk.Image, sitk.Image]:

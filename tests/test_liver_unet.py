@@ -11,7 +11,7 @@ from liver_phantom import abdomen
 
 from mtnet.errors import InputError
 from mtnet.liver import qc, segment_center, unet
-from mtnet.liver.grid import same_grid
+from mtnet.imaging import same_grid
 
 SETTINGS = {"epochs": 25, "spacing_mm": 8.0, "crop": 24, "channels": [8, 16, 32],
             "batch_size": 2, "heldout_fraction": 0.3, "learning_rate": 0.01}

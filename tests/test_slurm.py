@@ -26,7 +26,7 @@ TEST_PROFILE = REPO / "tests" / "data" / "slurm_test_profile"
 SMOKE = REPO / "tests" / "data" / "slurm_smoke" / "Snakefile"
 TINY = REPO / "config" / "tiny.yaml"
 # rules the workflow runs on the submit host (Snakefile `localrules:`)
-LOCAL_RULES = {"all", "table1", "train_clinical_lr", "predict_clinical_lr"}
+LOCAL_RULES = {"all", "table1", "train_model", "predict_model"}
 
 _SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 

@@ -11,8 +11,9 @@ import pytest
 import statsmodels.api as sm
 
 from mtnet.errors import InputError
-from mtnet.model import PREDICTION_COLUMNS
+from mtnet.factors import Encoding
 from mtnet.model import clinical_lr
+from mtnet.tables import PREDICTION_COLUMNS, read_clinical
 from stats_synthetic import clinical_table, write_table
 
 
@@ -50,8 +51,8 @@ def test_maximum_likelihood_fit_and_coefficients(fitted):
         "max_diameter_mm",
     } <= set(terms.index)
     # per-unit coefficients equal a plain statsmodels fit on the unstandardised design
-    train = pd.concat([clinical_lr.read_clinical(t) for t in tables], ignore_index=True)
-    x = clinical_lr.design_matrix(train, model["terms"])
+    train = pd.concat([read_clinical(t) for t in tables], ignore_index=True)
+    x = Encoding.from_dict(model["encoding"]).matrix(train)
     ref = sm.Logit(train["mvi"].to_numpy(float), sm.add_constant(x)).fit(disp=0, method="newton")
     assert np.allclose(coef["coef"], ref.params, atol=1e-6)
     assert np.allclose(coef["p"], ref.pvalues, atol=1e-6)
@@ -79,7 +80,7 @@ def test_predict_table_contract(fitted, tmp_path):
     )
     assert (train["split"] == "apparent").all()
     # maximum likelihood with an intercept: mean fitted risk = event rate on the training set
-    both = pd.concat([clinical_lr.read_clinical(t) for t in tables], ignore_index=True)
+    both = pd.concat([read_clinical(t) for t in tables], ignore_index=True)
     risk = clinical_lr.predict_risk(model, both)
     assert risk.mean() == pytest.approx(both["mvi"].mean(), abs=1e-8)
 
@@ -97,7 +98,7 @@ def test_small_pooled_tables_fall_back_to_l2(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         model = clinical_lr.fit_and_save(tables, tmp_path / "m.json", tmp_path / "c.tsv")
     assert model["fit"]["method"] == "L2-penalised"
-    dropped = {d["column"]: d["reason"] for d in model["dropped"]}
+    dropped = {d["column"]: d["reason"] for d in model["encoding"]["dropped"]}
     assert "entirely NA" in dropped["enhancement_ratio"] and "no variation" in dropped["hbv"]
     assert "dropped enhancement_ratio" in caplog.text and "L2 penalty" in caplog.text
     coef = pd.read_csv(tmp_path / "c.tsv", sep="\t")
@@ -108,9 +109,9 @@ def test_small_pooled_tables_fall_back_to_l2(tmp_path, caplog):
     cv = model["fit"]["penalty_cv"]
     assert len(cv) == 21 and lam == max(cv, key=lambda r: (round(r["cv_loglik"], 9), r["penalty"]))["penalty"]
     train = pd.concat([a, b], ignore_index=True)
-    x = clinical_lr.design_matrix(train, model["terms"])
-    mean = np.array([t["mean"] for t in model["terms"]])
-    sd = np.array([t["sd"] for t in model["terms"]])
+    x = Encoding.from_dict(model["encoding"]).matrix(train)
+    mean = np.array(model["encoding"]["mean"])
+    sd = np.array(model["encoding"]["sd"])
     beta = coef["coef"].to_numpy()
     beta_std = beta[1:] * sd
     mu = clinical_lr.predict_risk(model, train)
@@ -139,9 +140,9 @@ def test_bad_inputs(tmp_path, fitted):
     with pytest.raises(InputError, match="no clinical factor is usable"):
         clinical_lr.fit([write_table(empty, tmp_path / "empty.tsv")])
     bad = clinical_table("TX", 12, 6)
-    bad.loc[bad.index[4], "bclc"] = "C"
+    bad.loc[bad.index[4], "bclc"] = "X"
     with pytest.raises(
-        InputError, match=r"center TX, patient TX-0005, column bclc.*unknown code 'C'"
+        InputError, match=r"center TX, patient TX-0005, column bclc.*unknown code 'X'"
     ):
         clinical_lr.predict_table(
             d / "model.json",

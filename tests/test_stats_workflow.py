@@ -1,5 +1,5 @@
 """The statistics rules of the workflow on tiny generated clinical tables (20 patients per
-center, a few events): train_clinical_lr, predict_clinical_lr, stats, table1."""
+center, a few events): train_model, predict_model, stats, table1."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def test_stats_rules_on_tiny_tables(tmp_path):
             "--cores",
             "1",
             "--allowed-rules",
-            "train_clinical_lr",
-            "predict_clinical_lr",
+            "train_model",
+            "predict_model",
             "stats",
             "table1",
             "--replace-workflow-config",
@@ -52,7 +52,7 @@ def test_stats_rules_on_tiny_tables(tmp_path):
     for center in ("TX", "pooled_train"):
         delong = pd.read_csv(tmp_path / f"results/stats/{center}/delong.tsv", sep="\t")
         assert delong.empty and list(delong.columns) == COLUMNS["delong"]
-    coef = pd.read_csv(tmp_path / "results/models/Model-Clinical-LR/coefficients.tsv", sep="\t")
+    coef = pd.read_csv(tmp_path / "results/models/Model-Clinical-LR/summary.tsv", sep="\t")
     assert coef["term"].iloc[0] == "(intercept)"
     table1 = pd.read_csv(tmp_path / "results/stats/table1.tsv", sep="\t")
     assert table1["external_center"].unique().tolist() == ["TX"]

@@ -21,8 +21,9 @@ from skimage.measure import regionprops
 from conftest import REPO, run_snakemake
 from mtnet import cli
 from mtnet.config import SCHEMA_PATH, read_yaml
+from mtnet.factors import CANONICAL_COLUMNS
 from mtnet.synth import draw_center_table, write_center
-from mtnet.synth.model import CANONICAL_COLUMNS, population_model
+from mtnet.synth.model import population_model
 from mtnet.synth.writers import read_dicom_seg_mask
 
 SEED = 7

@@ -9,8 +9,10 @@ import SimpleITK as sitk
 from liver_phantom import abdomen
 
 from mtnet.errors import InputError
-from mtnet.tumor import DEFAULTS, INDEX_COLUMNS, LESION_COLUMNS, measure, process_center
-from mtnet.tumor.roi import crop_roi, liver_bbox, window
+from mtnet.config import section
+from mtnet.imaging import window
+from mtnet.tumor import INDEX_COLUMNS, LESION_COLUMNS, measure, process_center
+from mtnet.tumor.roi import crop_roi, liver_bbox
 
 SPACING = (0.8, 0.8, 2.5)  # x, y, z: in-plane finer than the slices, as in real CT
 
@@ -185,7 +187,7 @@ def _center(tmp_path, n=2, table_diameters=(30.0, 45.0)):
     return inputs, outputs, pids
 
 
-SETTINGS = {**DEFAULTS, "roi_grid": [32, 32, 24]}
+SETTINGS = section("tumor", {"roi_grid": [32, 32, 24]})
 
 
 def test_process_center_outputs_follow_the_contract(tmp_path):

@@ -11,7 +11,7 @@ import yaml
 from conftest import REPO, dry_run_jobs, run_snakemake
 
 DEFAULT = REPO / "config" / "config.yaml"
-PER_CENTER_RULES = {"ingest", "liver", "tumor", "predict_clinical_lr"}
+PER_CENTER_RULES = {"ingest", "liver", "tumor", "predict_model"}
 PAPER_CENTERS = ["YPH", "ZPH", "SPH", "NFH", "ZCPH"]
 
 
@@ -32,7 +32,7 @@ def test_default_config_plans_per_center_jobs_for_the_five_centers(tmp_path):
     # statistics for the external center and for the pooled training centers
     assert centers_of(jobs, "stats") == ["ZCPH", "pooled_train"]
     counts = Counter(r for r, _ in jobs)
-    assert counts["train_clinical_lr"] == 1 and counts["table1"] == 1 and counts["all"] == 1
+    assert counts["train_model"] == 1 and counts["table1"] == 1 and counts["all"] == 1
 
 
 def test_a_sixth_synthetic_center_adds_its_jobs(tmp_path):
@@ -79,4 +79,13 @@ def test_pooled_statistics_read_every_training_center(tmp_path, target):
     result = run_snakemake(["-n", target], tmp_path, timeout=180, configfiles=[DEFAULT])
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = dry_run_jobs(result)
-    assert centers_of(jobs, "predict_clinical_lr") == sorted(["YPH", "ZPH", "SPH", "NFH"])
+    assert centers_of(jobs, "predict_model") == sorted(["YPH", "ZPH", "SPH", "NFH"])
+
+
+def test_a_model_without_implementation_fails_planning_with_one_line(tmp_path):
+    result = run_snakemake(["-n", "--config", 'models=["Model-Clinical-LR","Model-Nonexistent"]'],
+                           tmp_path, timeout=120, configfiles=[DEFAULT])
+    assert result.returncode != 0
+    lines = [ln for ln in (result.stdout + result.stderr).splitlines() if "Model-Nonexistent" in ln]
+    assert lines[0] == ("config: models: 'Model-Nonexistent' has no implementation "
+                        "(implemented: Model-Clinical-LR)"), lines

@@ -103,7 +103,7 @@ def test_the_run_is_deterministic(run_dir, tmp_path):
     again.mkdir()
     targets = [
         "results/predictions/TX/Model-Clinical-LR.tsv",
-        "results/models/Model-Clinical-LR/coefficients.tsv",
+        "results/models/Model-Clinical-LR/summary.tsv",
         "results/liver/TX/qc.tsv",
     ]
     result = tiny(targets, again, timeout=900)

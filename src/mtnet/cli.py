@@ -17,7 +17,7 @@ from mtnet import __version__
 # "module:function" of each subcommand's register(), in the order --help lists them
 SUBCOMMANDS = [
     "mtnet.cli:register_config",
-    "mtnet.synth:register",
+    "mtnet.synth.cli:register",
     "mtnet.io.cli:register",
 ]
 

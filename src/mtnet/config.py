@@ -8,16 +8,16 @@ for Python callers (CLI, tests) that start from YAML files.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "config" / "schemas" / "config.schema.yaml"
+# packaged with mtnet, so an installed package validates like a checkout
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 ROLES = ("train", "external")
 POOLED_TRAIN = "pooled_train"
 
@@ -98,12 +98,28 @@ def _deep_update(target: dict, source: Mapping) -> None:
 # --------------------------------------------------------------------------- validation
 
 
-def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+@functools.lru_cache(maxsize=4)
+def _schema(path: str) -> dict:
     return read_yaml(path)
+
+
+def schema_enum(*keys: str) -> list:
+    """The allowed values of a center entry's setting (``("synthetic", "preset")``)."""
+    node = _schema(str(SCHEMA_PATH))["$defs"]["center"]
+    for key in keys:
+        node = node["properties"][key]
+    return list(node["enum"])
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    """The config schema (a fresh copy: validation fills defaults into what it is given)."""
+    return copy.deepcopy(_schema(str(path)))
 
 
 def _with_defaults(validator_class):
     """jsonschema's documented recipe: fill ``default`` of absent properties while validating."""
+    import jsonschema
+
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -116,14 +132,22 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_DefaultingValidator = _with_defaults(jsonschema.Draft202012Validator)
+@functools.lru_cache(maxsize=1)
+def _defaulting_validator():
+    import jsonschema
+
+    return _with_defaults(jsonschema.Draft202012Validator)
 
 
-def _key_path(error: jsonschema.ValidationError) -> str:
+def _DefaultingValidator(schema):
+    return _defaulting_validator()(schema)
+
+
+def _key_path(error) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
-def _one_line(error: jsonschema.ValidationError) -> str:
+def _one_line(error) -> str:
     where = _key_path(error)
     kind = error.validator
     if kind == "required":
@@ -146,7 +170,7 @@ def _one_line(error: jsonschema.ValidationError) -> str:
     return f"config: {where}: {error.message}"
 
 
-def _first_error(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
+def _first_error(errors: list):
     # Deepest, most specific error first: it names the key a user has to fix.
     return sorted(errors, key=lambda e: (-len(e.absolute_path), str(list(e.absolute_path))))[0]
 
@@ -172,7 +196,47 @@ def validate_config(
             err = _first_error(list(err.context))
         raise ConfigError(_one_line(err))
     _check_centers(config["centers"], Path(base_dir) if base_dir else Path.cwd())
+    _check_models(config["models"])
     return config
+
+
+def section(name: str, values: Mapping | None = None, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """One section of the config (``ingest``, ``tumor``, ``stats``...) validated against its
+    part of the schema, with the schema's defaults filled: what a stage gets from the
+    workflow, for callers that start from a partial dict (the CLI, tests)."""
+    schema = load_schema(schema_path)
+    if name not in schema["properties"]:
+        raise ConfigError(f"config: no section {name!r} (one of {', '.join(schema['properties'])})")
+    sub = dict(schema["properties"][name], **{"$defs": schema.get("$defs", {})})
+    values = copy.deepcopy(dict(values or {}))
+    errors = list(_DefaultingValidator(sub).iter_errors(values))
+    if errors:
+        err = _first_error(errors)
+        text = _one_line(err).replace("config: (top level)", f"config: {name}", 1)
+        raise ConfigError(text.replace("config: ", f"config: {name}.", 1) if text == _one_line(err) else text)
+    return values
+
+
+def center_validator(role: bool = True):
+    """A validator of one center entry that fills its defaults; ``role=False`` for a data
+    folder's center.yaml, which describes a delivery without a role."""
+    schema = load_schema()
+    sub = copy.deepcopy(schema["$defs"]["center"])
+    if not role:
+        sub["required"] = [k for k in sub["required"] if k != "role"]
+    sub["$defs"] = schema["$defs"]
+    return _DefaultingValidator(sub)
+
+
+def _check_models(models: list) -> None:
+    from mtnet.model import registry
+
+    for name in models:
+        if name not in registry.MODELS:
+            raise ConfigError(
+                f"config: models: {name!r} has no implementation (implemented: "
+                f"{', '.join(registry.names())})"
+            )
 
 
 _FILE_KEYS = ("images", "tumor_masks", "liver_masks", "clinical", "clinical_mapping")

@@ -12,6 +12,7 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 
 from mtnet import config as mtconfig  # noqa: E402
+from mtnet.model import registry  # noqa: E402
 
 mtconfig.export_package_path(SRC)
 
@@ -137,8 +138,29 @@ def get_clinical_tables(centers):
     return [ingested(c, "clinical.tsv") for c in centers]
 
 
-def get_training_tables(wildcards):
-    return get_clinical_tables(TRAIN_CENTERS)
+def model_inputs(model, centers):
+    """What a registered model reads of the stages before it, for these centers."""
+    paths = {"clinical": get_clinical_tables(centers)}
+    return {kind: paths[kind] for kind in registry.get(model).inputs}
+
+
+def get_model_training_input(wildcards):
+    """The training centers' inputs of the model (its registry entry says which)."""
+    return model_inputs(wildcards.model, TRAIN_CENTERS)
+
+
+def get_model_prediction_input(wildcards):
+    """The fitted model and the center's inputs."""
+    inputs = {
+        k: v[0] for k, v in model_inputs(wildcards.model, [wildcards.center]).items()
+    }
+    return {"model": f"results/models/{wildcards.model}/model", **inputs}
+
+
+def get_model_settings(wildcards):
+    """The config section the model's family reads (none: an empty mapping)."""
+    section = registry.get(wildcards.model).settings
+    return dict(config.get(section, {})) if section else {}
 
 
 def pooled_members(center):

@@ -1,44 +1,48 @@
-rule train_clinical_lr:
-    """Model-Clinical-LR: multivariable logistic regression on the pooled training centers."""
+rule train_model:
+    """A model of the registry (src/mtnet/model/registry.py), fitted on the training centers."""
     input:
-        tables=get_training_tables,
+        unpack(get_model_training_input),
     output:
-        model="results/models/Model-Clinical-LR/model.json",
-        coefficients=report(
-            "results/models/Model-Clinical-LR/coefficients.tsv",
-            caption="../report/clinical_lr.rst",
+        model=directory("results/models/{model}/model"),
+        summary=report(
+            "results/models/{model}/summary.tsv",
+            caption="../report/model_summary.rst",
             category="4. Models",
+            subcategory="{model}",
         ),
+        log="results/models/{model}/training_log.tsv",
     log:
-        "results/logs/train_clinical_lr/all.log",
+        "results/logs/train_model/{model}.log",
     conda:
-        "../../envs/stats.yaml"
+        "../../envs/model.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=4000,
+        runtime=60,
     params:
+        settings=get_model_settings,
         seed=config["seed"],
     script:
-        "../scripts/train_clinical_lr.py"
+        "../scripts/train_model.py"
 
 
-rule predict_clinical_lr:
-    """Model-Clinical-LR risks for one center (split: apparent or external)."""
+rule predict_model:
+    """A fitted model's risks for one center (split: apparent for a training center,
+    external otherwise)."""
     input:
-        model="results/models/Model-Clinical-LR/model.json",
-        table="results/ingest/{center}/clinical.tsv",
+        unpack(get_model_prediction_input),
     output:
-        "results/predictions/{center}/Model-Clinical-LR.tsv",
+        "results/predictions/{center}/{model}.tsv",
     log:
-        "results/logs/predict_clinical_lr/{center}.log",
+        "results/logs/predict_model/{center}/{model}.log",
     conda:
-        "../../envs/stats.yaml"
+        "../../envs/model.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=4000,
         runtime=30,
     params:
         role=get_center_role,
+        settings=get_model_settings,
     script:
-        "../scripts/predict_clinical_lr.py"
+        "../scripts/predict_model.py"

@@ -1,8 +1,15 @@
 """Ingestion: hospital (or synthetic) images, masks and clinical tables → standard files.
 
-See docs/data_contracts.md "ingest → everything after" for what :func:`ingest_center` writes.
+See docs/data_contracts.md "ingest → everything after" for what
+:func:`mtnet.io.center.ingest_center` writes. The heavy modules (SimpleITK, pydicom) load on
+first use, so ``mtnet --help`` stays fast.
 """
 
-from mtnet.io.center import ingest_center
+
+def ingest_center(*args, **kwargs):
+    from mtnet.io.center import ingest_center as run
+
+    return run(*args, **kwargs)
+
 
 __all__ = ["ingest_center"]

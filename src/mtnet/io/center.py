@@ -14,20 +14,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import jsonschema
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from mtnet.config import ConfigError, load_schema, read_yaml
+from mtnet import imaging
+from mtnet.config import ConfigError, center_validator, read_yaml, section
 from mtnet.errors import InputError
 from mtnet.io import clinical as clin
-from mtnet.io import dicom, nifti, qc, resample, seg
+from mtnet.io import dicom, nifti, qc, seg
+from mtnet.tables import read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
 
-INGEST_DEFAULTS = {"spacing_mm": [1.5, 1.5, 1.5], "unmatched": "exclude",
-                   "nonuniform_spacing": "error", "threads": 1}
 PATH_KEYS = ("images", "tumor_masks", "liver_masks", "clinical", "clinical_mapping")
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -46,18 +45,7 @@ def read_center_yaml(folder: Path, center: str) -> dict:
         entry = read_yaml(path) or {}
     except ConfigError as err:
         raise InputError(str(err), center=center) from None
-    schema = load_schema()
-    sub = copy.deepcopy(schema["$defs"]["center"])
-    sub["required"] = [k for k in sub["required"] if k != "role"]
-    sub["$defs"] = schema["$defs"]
-    errors = sorted(jsonschema.Draft202012Validator(sub).iter_errors(entry),
-                    key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        err = errors[0]
-        if err.context:
-            err = err.context[0]
-        key = ".".join(map(str, err.absolute_path)) or "(top level)"
-        raise InputError(f"{key}: {err.message}", center=center, path=path)
+    _check_entry(entry, center, path)
     if entry.get("source") != "files":
         raise InputError("center.yaml must describe `source: files`", center=center, path=path)
     entry = resolve_paths(entry, Path(folder))
@@ -65,6 +53,18 @@ def read_center_yaml(folder: Path, center: str) -> dict:
         if key in entry and not Path(entry[key]).exists():
             raise InputError(f"{key}: path does not exist: {entry[key]}", center=center, path=path)
     return entry
+
+
+def _check_entry(entry: dict, center: str, where) -> None:
+    """Validate a delivery's entry against the schema (no role needed), filling its defaults."""
+    errors = sorted(center_validator(role=False).iter_errors(entry),
+                    key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        err = errors[0]
+        if err.context:
+            err = err.context[0]
+        key = ".".join(map(str, err.absolute_path)) or "(top level)"
+        raise InputError(f"{key}: {err.message}", center=center, path=where)
 
 
 def resolve_paths(entry: dict, base: Path) -> dict:
@@ -89,6 +89,8 @@ def center_entry(center: str, inputs: dict, settings: dict) -> dict:
             entry[key] = str(inputs[key])
     if "phase_overrides" in inputs:
         entry.setdefault("phase", {})["overrides"] = str(inputs["phase_overrides"])
+    entry.setdefault("source", "files")
+    _check_entry(entry, center, "the center's entry")
     return entry
 
 
@@ -99,7 +101,7 @@ def image_patients(entry: dict) -> dict[str, Path]:
     """patient_id -> its DICOM folder or NIfTI file."""
     folder = Path(entry["images"])
     found: dict[str, Path] = {}
-    if entry.get("image_format", "dicom") == "dicom":
+    if entry["image_format"] == "dicom":
         for p in sorted(folder.iterdir()):
             if p.is_dir() and not p.name.startswith("."):
                 found[p.name] = p
@@ -125,18 +127,15 @@ def mask_file(folder: str | None, pid: str, fmt: str = "nifti") -> Path | None:
 def read_overrides(path: str | None, center: str) -> dict[str, str]:
     if not path:
         return {}
-    df = pd.read_csv(path, sep="\t", dtype=str)
-    need = {"patient_id", "series_instance_uid"}
-    if not need <= set(df.columns):
-        raise InputError(f"phase overrides need columns {', '.join(sorted(need))}", center=center,
-                         path=path)
+    df = read_tsv(path, text_columns=("patient_id", "series_instance_uid"),
+                  required=("patient_id", "series_instance_uid"), what="phase overrides")
     return dict(zip(df["patient_id"].str.strip(), df["series_instance_uid"].str.strip()))
 
 
 def match_patients(table_ids: list[str], images: dict[str, Path], entry: dict, center: str,
                    policy: str) -> tuple[list[str], list[tuple[str, str]]]:
     """Patients with a table row, an image and a tumor mask; the others per ``policy``."""
-    fmt = entry.get("tumor_mask_format", "nifti")
+    fmt = entry["tumor_mask_format"]
     reasons: list[tuple[str, str]] = []
     for pid in table_ids:
         if pid not in images:
@@ -164,12 +163,12 @@ def match_patients(table_ids: list[str], images: dict[str, Path], entry: dict, c
 @dataclass
 class PatientResult:
     qc_row: dict
-    panel: tuple
+    panel: dict
 
 
 def _load_image(pid: str, path: Path, entry: dict, ingest: dict, override: str | None, center: str):
     """(image float32 HU on its own grid, series uid or None, qc fields, warnings)."""
-    if entry.get("image_format", "dicom") == "nifti":
+    if entry["image_format"] == "nifti":
         image, padded = nifti.read_image(path, center=center, patient=pid)
         warnings = [f"{padded} voxels below -1024 HU set to -1024"] if padded else []
         fields = {"source": "nifti", "series_number": None, "series_description": None,
@@ -194,16 +193,16 @@ def _source_mask(kind: str, path: Path, image: sitk.Image, entry: dict, series_u
                  pid: str, center: str) -> sitk.Image:
     """A tumor or liver mask on the image's own grid, its geometry checked."""
     if path.suffix == ".dcm":
-        return seg.read_seg_mask(path, image, int(entry.get("tumor_segment", 1)), series_uid,
+        return seg.read_seg_mask(path, image, int(entry["tumor_segment"]), series_uid,
                                  slice_tolerance=0.5 if resampled else 0.05,
                                  center=center, patient=pid)
-    label = int(entry.get("tumor_segment", 1)) if kind == "tumor" else None
+    label = int(entry["tumor_segment"]) if kind == "tumor" else None
     mask = nifti.read_mask(path, label, center=center, patient=pid)
-    differs = resample.same_geometry(mask, image)
+    differs = imaging.grid_difference(mask, image)
     if not differs:
         return mask
-    if resample.same_voxel_centres(image, mask):  # same grid, other axis order / flips
-        return sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    if imaging.same_voxel_centres(image, mask):  # same grid, other axis order / flips
+        return imaging.resample_mask(mask, image)
     raise InputError(f"{kind} mask is not on the image grid ({differs})", center=center,
                      patient=pid, path=path, fix="supply the mask made on this image")
 
@@ -211,22 +210,22 @@ def _source_mask(kind: str, path: Path, image: sitk.Image, entry: dict, series_u
 def ingest_patient(pid: str, path: Path, entry: dict, ingest: dict, override: str | None,
                    center: str, outputs: dict) -> PatientResult:
     image, series_uid, fields, warnings, resampled = _load_image(pid, path, entry, ingest, override, center)
-    grid = resample.output_grid(image, ingest["spacing_mm"])
-    out_image = resample.resample_image(image, grid)
+    grid = imaging.covering_grid(image, ingest["spacing_mm"])
+    out_image = imaging.resample_hu(image, grid)
 
-    tumor_path = mask_file(entry.get("tumor_masks"), pid, entry.get("tumor_mask_format", "nifti"))
+    tumor_path = mask_file(entry.get("tumor_masks"), pid, entry["tumor_mask_format"])
     tumor = _source_mask("tumor", tumor_path, image, entry, series_uid, resampled, pid, center)
-    out_tumor = resample.resample_mask(tumor, grid)
+    out_tumor = imaging.resample_mask(tumor, grid)
     liver_path = mask_file(entry.get("liver_masks"), pid)
     out_liver = None
     if liver_path is not None:
         liver = _source_mask("liver", liver_path, image, entry, series_uid, resampled, pid, center)
-        out_liver = resample.resample_mask(liver, grid)
+        out_liver = imaging.resample_mask(liver, grid)
     elif entry.get("liver_masks"):
         warnings.append("no liver mask in the center's liver_masks folder")
 
     for other in (out_tumor, out_liver):
-        if other is not None and resample.same_geometry(out_image, other):
+        if other is not None and imaging.grid_difference(out_image, other):
             raise AssertionError("mask and image grids differ after resampling")
     for out, key in ((out_image, "images"), (out_tumor, "tumor"), (out_liver, "liver")):
         if out is not None:
@@ -251,7 +250,7 @@ def ingest_patient(pid: str, path: Path, entry: dict, ingest: dict, override: st
     }
     for w in warnings:
         log.warning("center %s, patient %s: %s", center, pid, w)
-    return PatientResult(row, qc.panel(pid, arr, tumor_arr, liver_arr))
+    return PatientResult(row, qc.panel(pid, arr, tumor_arr, liver_arr, out_image.GetSpacing()[::-1]))
 
 
 # ------------------------------------------------------------------ the center
@@ -260,7 +259,7 @@ def ingest_patient(pid: str, path: Path, entry: dict, ingest: dict, override: st
 def ingest_center(center: str, inputs: dict, outputs: dict, settings: dict, threads: int = 1) -> None:
     """Ingest one center into ``outputs`` (keys of rule ``ingest``: images, tumor, liver,
     clinical, qc, montage; optional missing, exclusions — default beside clinical.tsv)."""
-    ingest = {**INGEST_DEFAULTS, **(settings.get("ingest") or {})}
+    ingest = section("ingest", settings.get("ingest"))
     entry = center_entry(center, inputs, settings)
     table_dir = Path(outputs["clinical"]).parent
     missing_path = Path(outputs.get("missing", table_dir / "missing_columns.tsv"))
@@ -293,12 +292,12 @@ def ingest_center(center: str, inputs: dict, outputs: dict, settings: dict, thre
         results = [one(pid) for pid in patients]
 
     keep = table.table[table.table["patient_id"].isin(patients)].sort_values("patient_id")
-    clin.write_tsv(keep, outputs["clinical"])
-    clin.write_tsv(table.missing, missing_path)
-    clin.write_tsv(pd.DataFrame(excluded, columns=["patient_id", "reason"]), exclusions_path)
+    write_tsv(keep, outputs["clinical"])
+    write_tsv(table.missing, missing_path)
+    write_tsv(pd.DataFrame(excluded, columns=["patient_id", "reason"]), exclusions_path)
     order = np.argsort(patients)
     rows = [results[i].qc_row for i in order]
-    clin.write_tsv(qc.qc_table(rows), outputs["qc"])
+    write_tsv(qc.qc_table(rows), outputs["qc"])
     qc.montage([results[i].panel for i in order], outputs["montage"],
                f"center {center}: {len(patients)} patients, spacing {ingest['spacing_mm']} mm")
     log.info("center %s: ingested %d patient(s), excluded %d", center, len(patients), len(excluded))

@@ -1,4 +1,4 @@
-"""Clinical tables → the canonical columns of DESIGN.md §2, through a per-center mapping.
+"""Clinical tables → the canonical columns (:mod:`mtnet.factors`), through a per-center mapping.
 
 A mapping file (YAML) translates a hospital's own table::
 
@@ -28,48 +28,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from mtnet.config import read_yaml
 from mtnet.errors import InputError
+from mtnet.factors import CANONICAL, CANONICAL_COLUMNS, DERIVED, EVENTS, afp_group, as_code, lesion_group
 
 log = logging.getLogger(__name__)
 
-# canonical column -> kind; codes for categorical columns
-BINARY = ("0", "1")
-CANONICAL: dict[str, tuple[str, tuple | None]] = {
-    "patient_id": ("id", None),
-    "age": ("float", (0, 120)),
-    "sex": ("code", ("M", "F")),
-    "treatment": ("code", ("resection", "TACE", "ablation")),
-    "hbv": ("code", BINARY),
-    "cirrhosis": ("code", BINARY),
-    # the paper's cohort is Child-Pugh A/B and modified BCLC 0/A/B; real registries also
-    # hold C (Child-Pugh) and C/D (BCLC), which are valid codes to carry forward
-    "child_pugh": ("code", ("A", "B", "C")),
-    "bclc": ("code", ("0", "A", "B", "C", "D")),
-    "max_diameter_mm": ("float", (1, 300)),
-    "lesion_number": ("int", (1, None)),
-    "afp_ng_ml": ("float", (0, None)),
-    "location": ("text", None),
-    "fusion_lesions": ("code", BINARY),
-    "invasive_shape": ("code", BINARY),
-    "capsule": ("code", BINARY),
-    "capsule_breakthrough": ("code", BINARY),
-    "corona_enhancement": ("code", BINARY),
-    "corona_low_attenuation": ("code", BINARY),
-    "mosaic_architecture": ("code", BINARY),
-    "nodule_in_nodule": ("code", BINARY),
-    "enhancement_ratio": ("float", None),
-    "mvi": ("code", BINARY),
-    "time_to_mvi_days": ("time", None),
-    "death": ("code", BINARY),
-    "os_days": ("time", None),
-}
-CANONICAL_COLUMNS = list(CANONICAL)
-EVENTS = (("mvi", "time_to_mvi_days"), ("death", "os_days"))
-DERIVED = ("afp_group", "lesion_number_group")
 # unit -> factor to the canonical unit (days for times, mm for lengths)
 UNITS = {
     "days": 1.0, "weeks": 7.0, "months": 365.25 / 12, "years": 365.25,
@@ -93,14 +59,7 @@ def read_table(path: Path, sheet: str | None = None, id_column: str = "patient_i
     return pd.read_csv(path, sep=sep, dtype={id_column: str})
 
 
-def _norm(value) -> str | None:
-    """A cell as a code string: 1.0 -> '1', ' A ' -> 'A', NaN -> None."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return None
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    text = str(value).strip()
-    return text if text and text.upper() not in ("NA", "NAN") else None
+_norm = as_code
 
 
 class _Problems(list):
@@ -224,15 +183,16 @@ def validate(table: pd.DataFrame, center: str, problems: _Problems | None = None
     for pid in dict.fromkeys(dup):
         problems.add("duplicated patient ID", center=center, patient=pid, column="patient_id",
                      fix="keep one row per patient")
-    for name, (kind, rule) in CANONICAL.items():
+    for name, factor in CANONICAL.items():
+        kind = factor.kind
         if kind == "id":
             continue
         col = table[name]
         if kind == "code":
             norm = col.map(_norm)
             for pid, v in zip(ids, norm):
-                if v is not None and v not in rule:
-                    problems.add(f"unknown code {v!r} (allowed: {', '.join(rule)})", center=center,
+                if v is not None and v not in factor.codes:
+                    problems.add(f"unknown code {v!r} (allowed: {', '.join(factor.codes)})", center=center,
                                  patient=pid, column=name, fix="map it in the center's clinical_mapping")
             table[name] = norm
         elif kind in ("float", "int", "time"):
@@ -248,8 +208,8 @@ def validate(table: pd.DataFrame, center: str, problems: _Problems | None = None
                                  column=name)
                 if kind == "int" and not float(n).is_integer():
                     problems.add(f"not a whole number: {n:g}", center=center, patient=pid, column=name)
-                if rule is not None:
-                    lo, hi = rule
+                if factor.limits is not None:
+                    lo, hi = factor.limits
                     if (lo is not None and n < lo) or (hi is not None and n > hi):
                         rng = f"{lo}-{hi}" if hi is not None else f">= {lo}"
                         problems.add(f"value {n:g} out of range ({rng})", center=center, patient=pid,
@@ -265,11 +225,8 @@ def validate(table: pd.DataFrame, center: str, problems: _Problems | None = None
 
 def derive(table: pd.DataFrame) -> pd.DataFrame:
     """AFP group (<25, 25-400, >400 ng/mL) and lesion-number group (1, 2, 3, >3)."""
-    afp = pd.to_numeric(table["afp_ng_ml"], errors="coerce")
-    table["afp_group"] = np.select([afp < 25, afp <= 400, afp > 400], ["<25", "25-400", ">400"], default="")
-    table.loc[afp.isna(), "afp_group"] = None
-    n = pd.to_numeric(table["lesion_number"], errors="coerce")
-    table["lesion_number_group"] = [None if pd.isna(v) else (str(int(v)) if v <= 3 else ">3") for v in n]
+    table["afp_group"] = afp_group(table["afp_ng_ml"]).to_numpy()
+    table["lesion_number_group"] = lesion_group(table["lesion_number"]).to_numpy()
     return table
 
 
@@ -304,5 +261,3 @@ def load_clinical(path, center: str, mapping_path=None, sheet: str | None = None
     return ClinicalTable(table[order].reset_index(drop=True), missing, extras)
 
 
-def write_tsv(df: pd.DataFrame, path) -> None:
-    df.to_csv(path, sep="\t", index=False, na_rep="NA")

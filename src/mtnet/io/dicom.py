@@ -28,10 +28,10 @@ import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
 from mtnet.errors import InputError
+from mtnet.imaging import AIR_HU
 
 log = logging.getLogger(__name__)
 
-AIR_HU = -1024
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 # Non-image SOP classes met in real archives (SEG, SR, RT, presentation states, KO, raw data).
 NON_IMAGE_PREFIXES = (

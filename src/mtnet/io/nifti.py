@@ -6,8 +6,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from mtnet.errors import InputError
+from mtnet.imaging import AIR_HU
 
-AIR_HU = -1024
 
 
 def read_image(path, *, center=None, patient=None) -> tuple[sitk.Image, int]:

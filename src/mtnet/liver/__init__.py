@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from mtnet.config import section
 from mtnet.errors import InputError
+from mtnet.imaging import NIFTI, array_image, label_components, patient_ids, read_mask
 from mtnet.liver import classical, qc
-from mtnet.liver.grid import NIFTI, mask_image, patient_ids, read_mask
+from mtnet.tables import write_tsv
 
 BACKENDS = ("provided", "classical", "unet", "totalsegmentator")
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 def _segmenter(backend: str, inputs: dict, settings: dict, threads: int, center: str):
     """A function image -> mask for the backend (checks done once, before any patient)."""
     if backend == "classical":
-        spacing = float((settings.get("classical") or {}).get("work_spacing_mm", 3.0))
+        spacing = float(settings["classical"]["work_spacing_mm"])
         return lambda image, pid: classical.segment(image, work_spacing_mm=spacing)
     if backend == "unet":
         model_path = inputs.get("model")
@@ -66,12 +68,10 @@ def join_tumor(liver: np.ndarray, tumor: np.ndarray) -> tuple[np.ndarray, float]
     to the image. Returns the mask and the fraction of tumor voxels added."""
     from scipy import ndimage as ndi
 
-    from mtnet.tumor.measure import label_lesions
-
     tumor = tumor.astype(bool)
     if not tumor.any():
         return liver, 0.0
-    labels, _ = label_lesions(tumor)
+    labels, _ = label_components(tumor, connectivity=26)
     near = ndi.binary_dilation(liver, structure=np.ones((3, 3, 3), bool))
     touching = np.unique(labels[near & tumor])
     touching = touching[touching > 0]
@@ -107,8 +107,9 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
     if masks_dir.exists():
         shutil.rmtree(masks_dir)
     masks_dir.mkdir(parents=True)
+    settings = section("liver", settings)
     segmenter = _segmenter(backend, inputs, settings, threads, center)
-    volume_range = settings.get("volume_ml_range", [700, 3500])
+    volume_range = settings["volume_ml_range"]
 
     rows, panels = [], []
     for pid in pids:
@@ -127,7 +128,7 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
             if added > 0:
                 log.info("%s %s: %.0f%% of the tumor joined to the liver mask", center, pid,
                          100 * added)
-            mask = mask_image(arr, image)
+            mask = array_image(arr, image)
         sitk.WriteImage(mask, str(masks_dir / f"{pid}{NIFTI}"), useCompression=True)
         spacing = np.array(image.GetSpacing()[::-1])
         if not arr.any():
@@ -142,7 +143,7 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
         if ref_path is not None:
             ref = sitk.GetArrayFromImage(
                 read_mask(ref_path, image, what=f"{ref_kind} reference liver", center=center,
-                          patient=pid, resample=ref_kind == "synthetic_truth")
+                          patient=pid, resample_other=ref_kind == "synthetic_truth")
             ).astype(bool)
             row["dice"] = round(qc.dice(arr, ref), 4)
             row["asd_mm"] = round(qc.average_surface_distance(arr, ref, spacing), 3)
@@ -155,8 +156,7 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
                                            spacing))
 
     table = pd.DataFrame(rows, columns=qc.QC_COLUMNS)
-    Path(outputs["qc"]).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(outputs["qc"], sep="\t", index=False, na_rep="NA")
+    write_tsv(table, outputs["qc"])
     qc.montage(panels, outputs["montage"],
                title=f"{center}: liver ({backend}); red = mask, green = reference")
     return table

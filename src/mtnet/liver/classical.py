@@ -46,9 +46,19 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
+from mtnet.imaging import (
+    array_image,
+    largest_component,
+    reorient,
+    resample_image,
+    spacing_grid,
+    threshold_to_grid,
+)
+
 log = logging.getLogger(__name__)
 
-AIR_HU = -400.0
+# air and lungs lie below it, the body above (not the value of air: imaging.AIR_HU)
+BODY_THRESHOLD_HU = -400.0
 SOFT_TISSUE_HU = (-30.0, 250.0)
 LUNG_MIN_ML = 100.0
 
@@ -60,46 +70,10 @@ class SegmentationFailed(RuntimeError):
 # --------------------------------------------------------------------------- grids
 
 
-def reorient(image: sitk.Image) -> sitk.Image:
-    """The image with an identity direction (LPS), axes permuted/flipped without resampling."""
-    if np.allclose(image.GetDirection(), np.eye(3).ravel()):
-        return image
-    return sitk.DICOMOrient(image, "LPS")
-
-
-def resample_to_spacing(
-    image: sitk.Image, spacing: float | tuple, interp=sitk.sitkLinear, default: float = -1024.0,
-    pixel_type=sitk.sitkFloat32,
-) -> sitk.Image:
-    """Resample onto a grid of the given spacing covering the same extent."""
-    spacing = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, float), (3,)))
-    size = [
-        max(1, int(round(n * sp / s)))
-        for n, sp, s in zip(image.GetSize(), image.GetSpacing(), spacing)
-    ]
-    # keep the physical centre of the first voxel's extent aligned with the original's
-    origin = np.array(image.GetOrigin()) + np.asarray(image.GetDirection()).reshape(3, 3) @ (
-        (np.array(spacing) - np.array(image.GetSpacing())) / 2.0
-    )
-    return sitk.Resample(
-        image, size, sitk.Transform(), interp, tuple(origin), spacing,
-        image.GetDirection(), default, pixel_type,
-    )
-
-
 def _ball(radius_vox: float) -> np.ndarray:
     r = int(np.ceil(radius_vox))
     zz, yy, xx = np.mgrid[-r : r + 1, -r : r + 1, -r : r + 1]
     return (zz**2 + yy**2 + xx**2) <= radius_vox**2 + 1e-6
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    lab, n = ndi.label(mask)
-    if n == 0:
-        return mask.astype(bool)
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return lab == sizes.argmax()
 
 
 def _fill_slices(mask: np.ndarray) -> np.ndarray:
@@ -115,15 +89,15 @@ def _fill_slices(mask: np.ndarray) -> np.ndarray:
 
 def body_mask(hu: np.ndarray) -> np.ndarray:
     """The patient: > -400 HU, opened to drop the table, largest component, slices filled."""
-    m = hu > AIR_HU
+    m = hu > BODY_THRESHOLD_HU
     m = ndi.binary_opening(m, structure=np.ones((1, 3, 3), bool), iterations=2)
-    m = _largest_component(m)
+    m = largest_component(m)
     return _fill_slices(m)
 
 
 def lung_mask(hu: np.ndarray, body: np.ndarray, voxel_ml: float) -> np.ndarray:
     """Large air components inside the body (lungs; big gas-filled bowel is rarely that big)."""
-    air = (hu < AIR_HU) & body
+    air = (hu < BODY_THRESHOLD_HU) & body
     lab, n = ndi.label(air)
     if n == 0:
         return air
@@ -271,7 +245,7 @@ def grow_region(
     comp = lab == label
     # reconstruction by dilation limited to erode_mm (+1 voxel): opening of the component
     grown = (ndi.distance_transform_edt(~comp, sampling=spacing_zyx) <= erode_mm + spacing_zyx.max()) & win
-    return _largest_component(grown)
+    return largest_component(grown)
 
 
 def _label_near(labels: np.ndarray, point, spacing_zyx, radius_mm: float) -> int:
@@ -324,7 +298,7 @@ def split_touching(region: np.ndarray, seed: tuple[int, int, int], spacing_zyx: 
         b = int(np.bincount(basins[markers == k]).argmax())
         if b != main and not is_other_organ(centroids[k - 1], anatomy, main_centroid):
             keep.append(b)
-    return _largest_component(np.isin(basins, keep))
+    return largest_component(np.isin(basins, keep))
 
 
 def drop_spleen(region: np.ndarray, hu: np.ndarray, liver_hu: float, anatomy: Anatomy,
@@ -352,7 +326,7 @@ def drop_spleen(region: np.ndarray, hu: np.ndarray, liver_hu: float, anatomy: An
     centre_x = ndi.center_of_mass(lab == k)[2]
     if centre_x < anatomy.cx + 0.25 * anatomy.half_width:
         return region
-    return _largest_component(region & ~(lab == k))
+    return largest_component(region & ~(lab == k))
 
 
 def include_lesions(region: np.ndarray, smooth: np.ndarray, body: np.ndarray, low_hu: float,
@@ -390,7 +364,7 @@ def finish(mask: np.ndarray, spacing_zyx: np.ndarray, close_mm: float = 6.0) -> 
         closed = closed[(slice(pad, -pad),) * 3]
     closed = ndi.binary_fill_holes(closed)
     closed = _fill_slices(closed)
-    return _largest_component(closed)
+    return largest_component(closed)
 
 
 def drop_prevertebral_vessels(region: np.ndarray, anatomy: Anatomy, spacing_zyx: np.ndarray,
@@ -426,7 +400,7 @@ def drop_prevertebral_vessels(region: np.ndarray, anatomy: Anatomy, spacing_zyx:
             ahead = (sy - cy) * spacing_zyx[1]
             if abs(cx - sx) * spacing_zyx[2] < half_width_mm and 0.0 < ahead < ahead_mm:
                 out[z][lab == k] = False
-    return _largest_component(out)
+    return largest_component(out)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -470,13 +444,10 @@ def segment_array(
 def segment(image: sitk.Image, work_spacing_mm: float = 3.0, **params) -> sitk.Image:
     """Liver mask (uint8) on the grid of ``image`` (a CT in HU)."""
     oriented = reorient(image)
-    work = resample_to_spacing(oriented, max(work_spacing_mm, min(oriented.GetSpacing())))
+    work = resample_image(oriented, spacing_grid(oriented, max(work_spacing_mm, min(oriented.GetSpacing()))))
     hu = sitk.GetArrayFromImage(work)
     mask = segment_array(hu, np.array(work.GetSpacing()[::-1]), **params)
     coarse = sitk.GetImageFromArray(mask.astype(np.float32))
     coarse.CopyInformation(work)
-    # back to the input grid: linear interpolation of the coarse mask, thresholded at 0.5
-    fine = sitk.Resample(coarse, image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    out = sitk.Cast(fine > 0.5, sitk.sitkUInt8)
-    out.CopyInformation(image)
-    return out
+    # back to the input grid: the coarse mask interpolated linearly, kept from 0.5
+    return array_image(threshold_to_grid(coarse, image), image)

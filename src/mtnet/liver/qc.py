@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
+from mtnet import imaging
+
 QC_COLUMNS = ["patient_id", "backend", "volume_ml", "volume_outlier", "dice", "asd_mm", "reference"]
 
 
@@ -48,53 +50,11 @@ def volume_outlier(volume: float, volume_range) -> bool:
 def montage_panel(patient_id: str, image: np.ndarray, mask: np.ndarray,
                   reference: np.ndarray | None = None, label: str | None = None,
                   spacing_zyx=(1.0, 1.0, 1.0)) -> dict:
-    """The two views of one patient (axial and coronal slices through the mask's centroid),
-    kept small so a center's montage never holds whole volumes."""
-    mask = mask.astype(bool)
-    if mask.any():
-        z, y, _ = (int(round(v)) for v in ndi.center_of_mass(mask))
-    else:
-        z, y = image.shape[0] // 2, image.shape[1] // 2
-
-    def views(arr):
-        if arr is None:
-            return None, None
-        return np.array(arr[z]), np.array(arr[:, y][::-1])
-
-    sz, sy, sx = (float(v) for v in spacing_zyx)
-    return {"patient_id": patient_id, "label": label or patient_id, "image": views(image),
-            "mask": views(mask), "reference": views(reference), "aspect": (sy / sx, sz / sx)}
+    """Axial and coronal slices through the mask's centroid; mask red, reference green."""
+    mask = np.asarray(mask, bool)
+    return imaging.montage_panel(label or patient_id, image, [(mask, "red"), (reference, "lime")],
+                                 spacing_zyx, views=("axial", "coronal"), centre=mask)
 
 
 def montage(panels: list[dict], path: str | Path, title: str, max_panels: int = 16) -> None:
-    """Axial and coronal views per patient (:func:`montage_panel`); mask outlines red,
-    reference green."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = panels[:max_panels]
-    n = max(1, len(panels))
-    cols = min(4, n)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, 2 * cols, figsize=(4.0 * cols, 2.3 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, p in enumerate(panels):
-        r, c = divmod(i, cols)
-        for k in range(2):
-            ax = axes[r, 2 * c + k]
-            img, m, rf = p["image"][k], p["mask"][k], p["reference"][k]
-            ax.imshow(img, cmap="gray", vmin=-160, vmax=240, interpolation="nearest",
-                      aspect=p.get("aspect", (1.0, 1.0))[k])
-            if m.any():
-                ax.contour(m, levels=[0.5], colors="red", linewidths=0.7)
-            if rf is not None and rf.any():
-                ax.contour(rf, levels=[0.5], colors="lime", linewidths=0.7)
-        axes[r, 2 * c].set_title(p["label"], fontsize=7, loc="left")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    imaging.montage(panels[:max_panels], path, title, columns=4)

@@ -18,6 +18,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from mtnet.errors import InputError
+from mtnet.imaging import resample_mask
 
 EXECUTABLE = "TotalSegmentator"
 LIVER_FILE = "liver.nii.gz"
@@ -99,8 +100,4 @@ def segment(image: sitk.Image, exe: str, weights: Path, threads: int = 1,
                 center=center, patient=patient,
                 fix="check the weights folder matches the installed TotalSegmentator version",
             )
-        mask = sitk.ReadImage(str(out))
-        mask = sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-        mask = sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
-        mask.CopyInformation(image)
-        return mask
+        return resample_mask(sitk.ReadImage(str(out)), image)

@@ -28,30 +28,17 @@ import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
+from mtnet import imaging
+from mtnet.config import section
 from mtnet.errors import InputError
+from mtnet.imaging import NIFTI, patient_ids, read_mask
 from mtnet.liver import qc
-from mtnet.liver.classical import reorient, resample_to_spacing
-from mtnet.liver.grid import NIFTI, patient_ids, read_mask
 from mtnet.seeds import derive_seed, rng
+from mtnet.tables import write_tsv
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {
-    "epochs": 40,
-    "heldout_fraction": 0.2,
-    "spacing_mm": 3.0,
-    "crop": 64,
-    "batch_size": 2,
-    "channels": [8, 16, 32, 64],
-    "learning_rate": 0.005,
-    "hu_window": [-200, 300],
-    "foreground_fraction": 0.5,
-}
 HELDOUT_COLUMNS = ["center", "patient_id", "dice", "volume_ml", "reference_volume_ml"]
-
-
-def settings_with_defaults(settings: dict | None) -> dict:
-    return {**DEFAULTS, **(settings or {})}
 
 
 # --------------------------------------------------------------------------- data
@@ -59,17 +46,14 @@ def settings_with_defaults(settings: dict | None) -> dict:
 
 def preprocess(image: sitk.Image, spacing_mm: float, hu_window) -> tuple[np.ndarray, sitk.Image]:
     """(array in [0, 1] on the working grid, that grid as an image)."""
-    work = resample_to_spacing(reorient(image), spacing_mm, default=-1024.0)
-    lo, hi = float(hu_window[0]), float(hu_window[1])
-    arr = (np.clip(sitk.GetArrayFromImage(work), lo, hi) - lo) / (hi - lo)
-    return arr.astype(np.float32), work
+    oriented = imaging.reorient(image)
+    work = imaging.resample_image(oriented, imaging.spacing_grid(oriented, spacing_mm))
+    return imaging.window(sitk.GetArrayFromImage(work), hu_window), work
 
 
 def mask_on(mask: sitk.Image, grid: sitk.Image) -> np.ndarray:
     """A mask on another grid: linear interpolation of 0/1, thresholded at 0.5."""
-    res = sitk.Resample(sitk.Cast(mask, sitk.sitkFloat32), grid, sitk.Transform(),
-                        sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    return (sitk.GetArrayFromImage(res) >= 0.5).astype(np.uint8)
+    return imaging.threshold_to_grid(mask, grid).astype(np.uint8)
 
 
 def collect_cases(images: list, masks: list) -> list[dict]:
@@ -151,7 +135,7 @@ def deterministic_torch(seed: int, threads: int):
 def train(images: list, masks: list, model_path, heldout_path, settings: dict, seed: int,
           threads: int = 1) -> pd.DataFrame:
     """Train the liver UNet; write the model and the held-out Dice per patient."""
-    cfg = settings_with_defaults(settings)
+    cfg = section("liver", {"unet": dict(settings or {})})["unet"]
     cases = collect_cases(images, masks)
     if len(cases) < 2:
         raise InputError(
@@ -229,7 +213,7 @@ def train(images: list, masks: list, model_path, heldout_path, settings: dict, s
                      "volume_ml": round(qc.volume_ml(pred, spacing), 1),
                      "reference_volume_ml": round(qc.volume_ml(ref.astype(bool), spacing), 1)})
     table = pd.DataFrame(rows, columns=HELDOUT_COLUMNS)
-    table.to_csv(heldout_path, sep="\t", index=False, na_rep="NA")
+    write_tsv(table, heldout_path)
     if len(table):
         log.info("liver UNet held-out Dice: mean %.3f, min %.3f", table["dice"].mean(), table["dice"].min())
     return table
@@ -277,19 +261,10 @@ def probability_on(prob: np.ndarray, grid: sitk.Image, image: sitk.Image) -> np.
     """The liver probability of the working grid, linearly resampled onto ``image``'s grid."""
     coarse = sitk.GetImageFromArray(prob.astype(np.float32))
     coarse.CopyInformation(grid)
-    fine = sitk.Resample(coarse, image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    return sitk.GetArrayFromImage(fine)
+    return imaging.fraction_to_grid(coarse, image)
 
 
 def postprocess(prob: np.ndarray, like: sitk.Image) -> sitk.Image:
     """Probability >= 0.5, its largest connected component, holes filled; uint8 on ``like``."""
-    mask = prob >= 0.5
-    lab, n = ndi.label(mask)
-    if n > 1:
-        sizes = np.bincount(lab.ravel())
-        sizes[0] = 0
-        mask = lab == sizes.argmax()
-    mask = ndi.binary_fill_holes(mask)
-    out = sitk.GetImageFromArray(mask.astype(np.uint8))
-    out.CopyInformation(like)
-    return out
+    mask = ndi.binary_fill_holes(imaging.largest_component(prob >= 0.5))
+    return imaging.array_image(mask, like)

@@ -1,5 +1,6 @@
 """Model-Clinical-LR: multivariable logistic regression on the canonical clinical and
-radiological factors (DESIGN.md section 2), encoded as the paper tabulates them, fitted on
+radiological factors (docs/design.md section 2), encoded as the paper tabulates them
+(:class:`mtnet.factors.Encoding`), fitted on
 the pooled training centers (statsmodels). The conventional reference model every later
 model is compared with.
 
@@ -9,10 +10,11 @@ BCLC A, B vs 0; lesion number 2, 3, >3 vs 1; AFP 25-400, >400 vs <25 ng/mL; the 
 radiological readings 1 vs 0.
 
 Missing data: a factor that is absent or entirely NA in the pooled training tables, or has
-no variation there, is dropped (logged, and listed in model.json ``dropped``); a dummy level
-absent from training is dropped likewise; remaining NA values are imputed with the training
-median (continuous) or most frequent level (categorical), at training and prediction time,
-and the counts are logged.
+no variation there, is dropped (logged, and listed in model.json ``encoding.dropped``); a
+level absent from training (e.g. Child-Pugh C) gets no dummy and its patients are pooled
+with the nearest level (the rule of :mod:`mtnet.factors`, logged per center); remaining NA
+values are imputed with the training median (continuous) or most frequent level
+(categorical), at training and prediction time, and the counts are logged.
 
 Fit: predictors are standardised (training mean and SD) and the maximum-likelihood fit
 (Newton) is tried first. Under (quasi-)separation, non-convergence or a coefficient beyond
@@ -38,154 +40,15 @@ import pandas as pd
 from scipy import stats as sps
 
 from mtnet.errors import InputError
+from mtnet.factors import Encoding
 from mtnet.seeds import derive_seed
-from mtnet.model import PREDICTION_COLUMNS
-from mtnet.stats.factors import RADIOLOGICAL, VARIABLES, tabulated
+from mtnet.tables import prediction_frame, read_clinical, write_predictions, write_tsv
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "Model-Clinical-LR"
-CONTINUOUS = ["age", "max_diameter_mm", "enhancement_ratio"]
-FACTORS = [
-    "age",
-    "sex",
-    "treatment",
-    "hbv",
-    "cirrhosis",
-    "child_pugh",
-    "bclc",
-    "max_diameter_mm",
-    "lesion_number",
-    "afp_ng_ml",
-    *RADIOLOGICAL,
-    "enhancement_ratio",
-]
-OUTCOME_COLUMNS = ["mvi", "time_to_mvi_days", "death", "os_days"]
 MAX_ABS_STD_COEF = 10.0
 ROLE_SPLIT = {"train": "apparent", "external": "external"}
-
-
-# ----------------------------------------------------------------------------- reading
-
-
-def read_clinical(path) -> pd.DataFrame:
-    """A canonical clinical table (TSV, `NA` missing), patient_id and codes as strings."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("clinical table not found", path=path)
-    df = pd.read_csv(
-        path,
-        sep="\t",
-        dtype={"patient_id": str, "center": str},
-        na_values=["NA"],
-        keep_default_na=True,
-    )
-    if "patient_id" not in df:
-        raise InputError("no patient_id column", path=path, fix="write the canonical columns")
-    if df["patient_id"].duplicated().any():
-        dup = df.loc[df["patient_id"].duplicated(), "patient_id"].iloc[0]
-        raise InputError("duplicated patient_id", patient=dup, path=path)
-    return df
-
-
-# ----------------------------------------------------------------------------- encoding
-
-
-def build_encoding(train: pd.DataFrame) -> tuple[list[dict], list[dict]]:
-    """Terms of the design matrix from the training rows, and the dropped factors."""
-    terms, dropped = [], []
-    for col in FACTORS:
-        if col not in train or train[col].isna().all():
-            dropped.append(
-                {"column": col, "reason": "absent or entirely NA in the training tables"}
-            )
-            continue
-        values = tabulated(train, col)
-        observed = values.dropna()
-        if observed.nunique() < 2:
-            dropped.append(
-                {"column": col, "reason": f"no variation in training (only {observed.iloc[0]!r})"}
-            )
-            continue
-        n_missing = int(values.isna().sum())
-        if col in CONTINUOUS:
-            x = observed.astype(float)
-            terms.append(
-                {
-                    "term": col,
-                    "column": col,
-                    "kind": "continuous",
-                    "impute": float(x.median()),
-                    "n_imputed": n_missing,
-                }
-            )
-            continue
-        levels = VARIABLES[col]["levels"]
-        unknown = sorted(set(observed) - set(levels))
-        if unknown:
-            raise InputError(
-                f"unknown code(s) {unknown} (expected {levels})",
-                column=col,
-                fix="map the column to the canonical codes at ingestion",
-            )
-        mode = observed.value_counts().sort_index().idxmax()
-        ref = levels[0]
-        for level in levels[1:]:
-            if not (observed == level).any():
-                dropped.append({"column": f"{col}[{level}]", "reason": "level absent in training"})
-                continue
-            terms.append(
-                {
-                    "term": f"{col}[{level}]",
-                    "column": col,
-                    "kind": "dummy",
-                    "level": level,
-                    "reference": ref,
-                    "impute": mode,
-                    "n_imputed": n_missing,
-                }
-            )
-    return terms, dropped
-
-
-def design_matrix(df: pd.DataFrame, terms: list[dict], center=None, path=None) -> np.ndarray:
-    """Per-unit design matrix (no intercept), NA imputed with the training value."""
-    cols = []
-    done = {}
-    for t in terms:
-        col = t["column"]
-        if col not in done:
-            if col in df:
-                values = tabulated(df, col)
-            else:
-                values = pd.Series(pd.NA, index=df.index, dtype="object")
-            n_na = int(values.isna().sum())
-            if n_na:
-                log.info(
-                    "%s%s: %d missing value(s) imputed with the training value %r",
-                    f"center {center}, " if center else "",
-                    col,
-                    n_na,
-                    t["impute"],
-                )
-            done[col] = values.astype(object).where(values.notna(), t["impute"])
-        v = done[col]
-        if t["kind"] == "continuous":
-            cols.append(pd.to_numeric(v).to_numpy(float))
-        else:
-            known = set(VARIABLES[col]["levels"])
-            bad = v[~v.isin(known)]
-            if len(bad):
-                pid = df.loc[bad.index[0], "patient_id"] if "patient_id" in df else None
-                raise InputError(
-                    f"unknown code {bad.iloc[0]!r} (expected {sorted(known)})",
-                    center=center,
-                    patient=pid,
-                    column=col,
-                    path=path,
-                )
-            cols.append((v == t["level"]).to_numpy(float))
-    return np.column_stack(cols) if cols else np.empty((len(df), 0))
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -256,14 +119,9 @@ def fit(tables: list, seed: int = 0) -> dict:
 
     ``seed`` shuffles the cross-validation folds that choose the penalty (if one is needed).
     """
-    frames = []
-    for path in tables:
-        df = read_clinical(path)
-        df["_source"] = str(path)
-        frames.append(df)
-    if not frames:
+    if not tables:
         raise InputError("no training tables", fix="configure at least one role: train center")
-    train = pd.concat(frames, ignore_index=True)
+    train = pd.concat([read_clinical(path) for path in tables], ignore_index=True)
     y = pd.to_numeric(train.get("mvi"), errors="coerce")
     if y is None or y.isna().all():
         raise InputError("no mvi outcome in the training tables", column="mvi", path=tables[0])
@@ -281,18 +139,18 @@ def fit(tables: list, seed: int = 0) -> dict:
             f"patients: one class only, no model can be fitted",
             column="mvi",
         )
-    terms, dropped = build_encoding(train)
-    for d in dropped:
+    encoding = Encoding.fit(train)
+    for d in encoding.dropped:
         log.warning("Model-Clinical-LR: dropped %s: %s", d["column"], d["reason"])
-    if not terms:
+    if not encoding.terms:
         raise InputError(
             "no clinical factor is usable in the training tables (every one is "
             "absent, entirely NA or constant): Model-Clinical-LR cannot be fitted",
             path=tables[0],
             fix="map the clinical columns at ingestion, or drop " "Model-Clinical-LR from models",
         )
-    x = design_matrix(train, terms)
-    mean, sd = x.mean(axis=0), x.std(axis=0, ddof=0)
+    x = encoding.matrix(train)
+    mean, sd = np.asarray(encoding.mean), np.asarray(encoding.sd)
     xs = (x - mean) / sd
     k = x.shape[1]
     # per-standardised -> per-unit: beta_unit = A beta_std
@@ -319,7 +177,7 @@ def fit(tables: list, seed: int = 0) -> dict:
         se = np.full(k + 1, np.nan)
     params = a @ params_std
     q = sps.norm.ppf(0.975)
-    names = ["(intercept)"] + [t["term"] for t in terms]
+    names = ["(intercept)"] + encoding.names
     coefs = []
     for i, name in enumerate(names):
         b, s = float(params[i]), float(se[i])
@@ -334,8 +192,6 @@ def fit(tables: list, seed: int = 0) -> dict:
                 "note": note,
             }
         )
-    for t, m, s in zip(terms, mean, sd):
-        t["mean"], t["sd"] = float(m), float(s)
     log.info(
         "Model-Clinical-LR: %s fit, %d patients, %d events, %d terms",
         method,
@@ -355,23 +211,25 @@ def fit(tables: list, seed: int = 0) -> dict:
             "events": int(y.sum()),
             "tables": [str(t) for t in tables],
         },
-        "terms": terms,
-        "dropped": dropped,
+        "encoding": encoding.to_dict(),
         "intercept": float(params[0]),
         "coefficients": coefs,
     }
 
 
-def fit_and_save(tables: list, model_path, coefficients_path, seed: int = 0) -> dict:
-    """Fit on the pooled training tables; write model.json and coefficients.tsv
-    (term, coef, OR, ci_low, ci_high [of the OR], p, note)."""
+COEFFICIENT_COLUMNS = ["term", "coef", "OR", "ci_low", "ci_high", "p", "note"]
+
+
+def fit_and_save(tables: list, model_path, coefficients_path, seed: int = 0, log_path=None) -> dict:
+    """Fit on the pooled training tables; write model.json, the coefficients (term, coef, OR,
+    ci_low, ci_high [of the OR], p, note) and, with ``log_path``, the penalty's
+    cross-validation path (penalty, cv_loglik; empty for a maximum-likelihood fit)."""
     model = fit(list(tables), seed=seed)
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     Path(model_path).write_text(json.dumps(model, indent=2) + "\n")
-    coef = pd.DataFrame(
-        model["coefficients"], columns=["term", "coef", "OR", "ci_low", "ci_high", "p", "note"]
-    )
-    coef.to_csv(coefficients_path, sep="\t", index=False, na_rep="NA")
+    write_tsv(pd.DataFrame(model["coefficients"], columns=COEFFICIENT_COLUMNS), coefficients_path)
+    if log_path is not None:
+        write_tsv(pd.DataFrame(model["fit"]["penalty_cv"], columns=["penalty", "cv_loglik"]), log_path)
     return model
 
 
@@ -380,7 +238,7 @@ def fit_and_save(tables: list, model_path, coefficients_path, seed: int = 0) -> 
 
 def predict_risk(model: dict, df: pd.DataFrame, center=None, path=None) -> np.ndarray:
     """P(MVI) = 1 / (1 + exp(-(b0 + sum b_j x_j))) with per-unit coefficients."""
-    x = design_matrix(df, model["terms"], center=center, path=path)
+    x = Encoding.from_dict(model["encoding"]).matrix(df, center=center, path=path)
     beta = np.array([c["coef"] for c in model["coefficients"]])
     eta = beta[0] + x @ beta[1:]
     return 1.0 / (1.0 + np.exp(-eta))
@@ -394,18 +252,24 @@ def predict_table(model_path, table_path, center: str, role: str, out_path) -> p
     model = json.loads(Path(model_path).read_text())
     df = read_clinical(table_path)
     risk = predict_risk(model, df, center=center, path=table_path)
-    out = pd.DataFrame(
-        {"patient_id": df["patient_id"], "center": center, "model": MODEL_NAME, "risk": risk}
-    )
-    for col in OUTCOME_COLUMNS:
-        values = (
-            pd.to_numeric(df[col], errors="coerce")
-            if col in df
-            else pd.Series(np.nan, index=df.index)
-        )
-        out[col] = values.astype("Int64") if col in ("mvi", "death") else values
-    out["split"] = ROLE_SPLIT[role]
-    out = out[PREDICTION_COLUMNS]
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(out_path, sep="\t", index=False, na_rep="NA")
+    out = prediction_frame(df.assign(center=center), MODEL_NAME, risk, ROLE_SPLIT[role])
+    write_predictions(out, out_path)
     return out
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def train_model(spec, inputs: dict, outputs: dict, settings: dict, seed: int, threads: int = 1):
+    """The registry's entry point: fit on the training centers' clinical tables."""
+    folder = Path(outputs["model"])
+    folder.mkdir(parents=True, exist_ok=True)
+    return fit_and_save(list(inputs["clinical"]), folder / "model.json", outputs["summary"],
+                        seed=seed, log_path=outputs["log"])
+
+
+def predict_model(spec, inputs: dict, output, center: str, role: str, settings: dict,
+                  threads: int = 1):
+    """The registry's entry point: risks of one center."""
+    return predict_table(Path(inputs["model"]) / "model.json", inputs["clinical"], center, role,
+                         output)

@@ -10,49 +10,20 @@ from __future__ import annotations
 
 import itertools
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mtnet.errors import InputError
-from mtnet.model import PREDICTION_COLUMNS
+from mtnet.config import section
+from mtnet.factors import level_order, subgroup_levels
+from mtnet.model import registry
 from mtnet.stats import api
-from mtnet.stats.factors import level_order, subgroup_levels
+from mtnet.tables import read_clinical_tables, read_predictions, write_tsv
 
 log = logging.getLogger(__name__)
 
-# Paper comparisons: Model-CR-DR against each of these (results section 3.2, S2, S6).
-PRIMARY_MODEL = "Model-CR-DR"
-COMPARATORS = [
-    "Model-DR",
-    "Model-CR",
-    "Model-NoSeg-CR-DR",
-    "Model-Logistic-CR-DR",
-    "Model-Radiomics",
-    "Model-Clinical-LR",
-]
-# The "best model" of the subgroup and risk-group analyses when stats.best_model is unset:
-# the paper's best (Model-CR-DR), else the first of these that has predictions.
-BEST_MODEL_ORDER = [
-    "Model-CR-DR",
-    "Model-NoSeg-CR-DR",
-    "Model-Logistic-CR-DR",
-    "Model-CR",
-    "Model-DR",
-    "Model-Radiomics",
-    "Model-Clinical-LR",
-]
 MIN_N = 10
 ENDPOINTS = {"time_to_mvi": ("time_to_mvi_days", "mvi"), "os": ("os_days", "death")}
-DEFAULTS = {
-    "engine": "r",
-    "alpha": 0.05,
-    "nri_cutoffs": [0.157],
-    "calibration_bins": 10,
-    "decision_thresholds": [0.01, 0.60, 0.01],
-    "best_model": None,
-}
 
 COLUMNS = {
     "discrimination": [
@@ -173,48 +144,6 @@ COLUMNS = {
 # ------------------------------------------------------------------------------ inputs
 
 
-def read_predictions(paths, models) -> dict[str, pd.DataFrame]:
-    """Prediction files -> {model: rows of every file}, only for the listed models."""
-    frames: dict[str, list] = {}
-    for path in paths:
-        path = Path(path)
-        if not path.exists():
-            raise InputError("predictions file not found", path=path)
-        df = pd.read_csv(path, sep="\t", dtype={"patient_id": str, "center": str}, na_values=["NA"])
-        missing = [c for c in PREDICTION_COLUMNS if c not in df]
-        if missing:
-            raise InputError(
-                f"missing column(s) {missing}",
-                path=path,
-                fix="write the columns of docs/data_contracts.md",
-            )
-        named = set(df["model"].astype(str))
-        if path.stem.startswith("Model-") and named != {path.stem}:
-            raise InputError(
-                f"the file is named for {path.stem} but its model column says " f"{sorted(named)}",
-                path=path,
-                fix="rewrite the predictions",
-            )
-        for model, rows in df.groupby("model", sort=False):
-            if model in models:
-                frames.setdefault(model, []).append(rows)
-    out = {}
-    for model in models:
-        if model in frames:
-            df = pd.concat(frames[model], ignore_index=True)
-            dup = df.duplicated(["center", "patient_id"])
-            if dup.any():
-                raise InputError(
-                    f"{model}: patient listed twice",
-                    center=df.loc[dup, "center"].iloc[0],
-                    patient=df.loc[dup, "patient_id"].iloc[0],
-                )
-            out[model] = df
-        else:
-            log.info("no predictions of %s among the inputs: its comparisons are skipped", model)
-    return out
-
-
 def _outcome_rows(df: pd.DataFrame, model: str):
     """y and risk of patients with a known outcome, or a reason why the model can't be used."""
     known = df[df["mvi"].notna()]
@@ -288,9 +217,10 @@ def discrimination(center, preds, thresholds, engine) -> list[dict]:
 
 
 def _pairs(preds) -> list[tuple[str, str]]:
-    if PRIMARY_MODEL not in preds:
+    """The paper's comparisons: the primary model (Model-CR-DR) against every other."""
+    if registry.PRIMARY_MODEL not in preds:
         return []
-    return [(PRIMARY_MODEL, c) for c in COMPARATORS if c in preds]
+    return [(registry.PRIMARY_MODEL, c) for c in registry.comparators(preds)]
 
 
 def _paired(preds, model, comparator):
@@ -461,22 +391,10 @@ def youden_thresholds(training_preds, engine) -> dict[str, float]:
     return out
 
 
-def best_model(preds, settings) -> str | None:
-    chosen = settings.get("best_model")
-    if chosen:
-        return chosen if chosen in preds else None
-    return next((m for m in BEST_MODEL_ORDER if m in preds), next(iter(preds), None))
-
-
 def _with_tables(df: pd.DataFrame, tables) -> pd.DataFrame:
-    frames = []
-    for path in tables:
-        from mtnet.model.clinical_lr import read_clinical
-
-        frames.append(read_clinical(path))
-    if not frames:
+    if not tables:
         return df
-    clin = pd.concat(frames, ignore_index=True)
+    clin = read_clinical_tables(tables)
     keys = ["center", "patient_id"] if "center" in clin else ["patient_id"]
     clin = clin.drop(columns=[c for c in df.columns if c in clin and c not in keys])
     return df.merge(clin, on=keys, how="left")
@@ -673,13 +591,13 @@ def survival(center, preds, training_preds, model, threshold, engine) -> list[di
 
 def evaluate_center(center, predictions, training_predictions, tables, models, outputs, settings):
     """All section 2.8 analyses of one center; writes the seven TSVs named in ``outputs``."""
-    settings = {**DEFAULTS, **dict(settings or {})}
+    settings = section("stats", settings)
     engine = settings["engine"]
     models = list(models)
-    preds = read_predictions(predictions, models)
-    training = read_predictions(training_predictions, models)
+    preds = read_predictions(predictions, models, log)
+    training = read_predictions(training_predictions, models, log)
     thresholds = youden_thresholds(training, engine)
-    best = best_model(preds, settings)
+    best = registry.best_model(preds, settings["best_model"])
     log.info(
         "%s: models %s; best model for subgroups and risk groups: %s; engine %s",
         center,
@@ -710,7 +628,5 @@ def evaluate_center(center, predictions, training_predictions, tables, models, o
         frame = pd.DataFrame(rows, columns=COLUMNS[name])
         frames[name] = frame
         if name in outputs:
-            path = Path(outputs[name])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_csv(path, sep="\t", index=False, na_rep="NA")
+            write_tsv(frame, outputs[name])
     return frames

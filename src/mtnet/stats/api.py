@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mtnet.errors import InputError
 from mtnet.stats import py_engine
 from mtnet.stats.results import (
+    DegenerateInput,
     AUCResult,
     CalibrationResult,
     CoxResult,
@@ -29,10 +29,6 @@ from mtnet.stats.results import (
 ENGINES = ("r", "python")
 # Risks are clipped to [EPS, 1 - EPS] where a logit is taken (calibration), in both engines.
 EPS = 1e-8
-
-
-class DegenerateInput(InputError):
-    """The data cannot support the statistic (one class, equal risks, no events, ...)."""
 
 
 # ------------------------------------------------------------------------------ checks

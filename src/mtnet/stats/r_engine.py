@@ -73,7 +73,7 @@ def call(name: str, *args) -> dict:
     try:
         result = ro.globalenv[name](*[_to_r(a) for a in args])
     except RRuntimeError as err:
-        from mtnet.stats.api import DegenerateInput
+        from mtnet.stats.results import DegenerateInput
 
         text = " ".join(str(err).split())
         log.warning("R error in %s: %s", name, text)

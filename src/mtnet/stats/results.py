@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from mtnet.errors import InputError
+
+
+class DegenerateInput(InputError):
+    """The data cannot support the statistic (one class, equal risks, no events, ...)."""
+
 
 class _Record:
     @property

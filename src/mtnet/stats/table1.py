@@ -10,7 +10,6 @@ the Wilcoxon rank-sum test; categorical variables Pearson's chi-squared (Yates-c
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,8 @@ import pandas as pd
 from mtnet.errors import InputError
 from mtnet.stats import py_engine
 from mtnet.stats.api import _engine
-from mtnet.stats.factors import TABLE1_COLUMNS, VARIABLES, level_order, tabulated
+from mtnet.factors import CANONICAL, TABLE1_COLUMNS, level_order, tabulated
+from mtnet.tables import read_clinical_tables, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ MIN_GROUP = 3
 
 
 def _kind(df_a, df_b, column) -> str:
-    if column in VARIABLES:
-        return VARIABLES[column]["type"]
+    if column in CANONICAL and CANONICAL[column].table1:
+        return CANONICAL[column].table1
     both = pd.concat([df_a[column], df_b[column]])
     numeric = pd.to_numeric(both, errors="coerce")
     return "continuous" if numeric.notna().all() and numeric.nunique() > 10 else "categorical"
@@ -181,15 +181,6 @@ def baseline_table(
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _read(paths) -> pd.DataFrame:
-    from mtnet.model.clinical_lr import read_clinical
-
-    frames = [read_clinical(p) for p in paths]
-    if not frames:
-        raise InputError("no clinical tables given")
-    return pd.concat(frames, ignore_index=True)
-
-
 def write_table1(
     train_tables, external_tables, external_centers, out_path, *, engine: str = "r"
 ) -> pd.DataFrame:
@@ -199,10 +190,10 @@ def write_table1(
         raise InputError(
             f"{len(external_tables)} external tables for {len(external_centers)} centers"
         )
-    train = _read(train_tables)
+    train = read_clinical_tables(train_tables)
     parts = []
     for center, path in zip(external_centers, external_tables):
-        ext = _read([path])
+        ext = read_clinical_tables([path])
         t = baseline_table(train, ext, engine=engine).rename(
             columns={"a": "train", "b": "external"}
         )
@@ -210,6 +201,5 @@ def write_table1(
         parts.append(t)
         log.info("Table 1: training (%d) vs %s (%d)", len(train), center, len(ext))
     out = pd.concat(parts, ignore_index=True)[TABLE1_OUTPUT]
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(out_path, sep="\t", index=False, na_rep="NA")
+    write_tsv(out, out_path)
     return out

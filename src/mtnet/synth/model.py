@@ -35,18 +35,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, ndtri
 
+from mtnet.factors import CANONICAL_COLUMNS, RADIOLOGICAL
 from mtnet.seeds import rng as make_rng
 
 TRAITS = ("heterogeneity", "margin_irregularity", "anti_corona", "capsule", "vessel_contact")
-READINGS = (
-    "fusion_lesions", "invasive_shape", "capsule", "capsule_breakthrough",
-    "corona_enhancement", "corona_low_attenuation", "mosaic_architecture", "nodule_in_nodule",
-)
-CANONICAL_COLUMNS = (
-    "patient_id", "age", "sex", "treatment", "hbv", "cirrhosis", "child_pugh", "bclc",
-    "max_diameter_mm", "lesion_number", "afp_ng_ml", "location", *READINGS,
-    "enhancement_ratio", "mvi", "time_to_mvi_days", "death", "os_days",
-)
+# the table's radiological columns: reader calls of the traits
+READINGS = tuple(RADIOLOGICAL)
 
 # Table 1 of the paper. Child-Pugh A is printed as 200 in the training column (200 + 36 ≠
 # 281) and 85 in the external one (85 + 11 ≠ 85): we take A = N − B, i.e. 245 and 74.

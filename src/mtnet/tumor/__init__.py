@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from mtnet.config import section
 from mtnet.errors import InputError
-from mtnet.liver.grid import NIFTI, mask_image, patient_ids, read_mask
+from mtnet.imaging import NIFTI, array_image, patient_ids, read_mask
+from mtnet.tables import read_tsv, write_tsv
 from mtnet.tumor import measure
 from mtnet.tumor.roi import crop_roi
 
@@ -28,21 +30,11 @@ LESION_COLUMNS = [
     "target_volume_ml", "target_lesion_rule", "ring_volume_ml", "liver_volume_ml",
 ]
 INDEX_COLUMNS = ["patient_id", "file", "grid", "spacing"]
-DEFAULTS = {
-    "target_lesion": "longest_axial_diameter", "diameter_tolerance": 0.2,
-    "max_outside_liver_fraction": 0.2, "ring_mm": 5.0, "roi_grid": [96, 96, 96],
-    "roi_margin_mm": 10.0, "hu_window": [-100, 240],
-}
 
 
 def read_table_diameters(path: str | Path, center: str) -> dict[str, float]:
     """patient_id -> max_diameter_mm of the canonical clinical table (NaN where NA)."""
-    table = pd.read_csv(path, sep="\t", dtype={"patient_id": str}, na_values=["NA"],
-                        keep_default_na=False)
-    for column in ("patient_id", "max_diameter_mm"):
-        if column not in table.columns:
-            raise InputError("clinical table lacks a column", center=center, path=path,
-                             column=column, fix="re-run ingestion")
+    table = read_tsv(path, required=("patient_id", "max_diameter_mm"), what="clinical table")
     return dict(zip(table["patient_id"], pd.to_numeric(table["max_diameter_mm"], errors="coerce")))
 
 
@@ -97,7 +89,7 @@ def process_patient(center: str, pid: str, image: sitk.Image, tumor_path: Path, 
 
 def process_center(center: str, inputs: dict, outputs: dict, settings: dict) -> pd.DataFrame:
     """Every ingested patient of a center: lesions.tsv, rings/, roi/ (+ index.tsv)."""
-    settings = {**DEFAULTS, **(settings or {})}
+    settings = section("tumor", settings)
     images_dir, tumor_dir, liver_dir = (Path(inputs[k]) for k in ("images", "tumor", "liver"))
     pids = patient_ids(images_dir)
     if not pids:
@@ -120,7 +112,7 @@ def process_center(center: str, inputs: dict, outputs: dict, settings: dict) -> 
         row, ring, roi = process_patient(
             center, pid, image, tumor_dir / f"{pid}{NIFTI}", liver_dir / f"{pid}{NIFTI}",
             float(diameters[pid]), settings)
-        sitk.WriteImage(mask_image(ring, image), str(rings_dir / f"{pid}{NIFTI}"),
+        sitk.WriteImage(array_image(ring, image), str(rings_dir / f"{pid}{NIFTI}"),
                         useCompression=True)
         np.savez_compressed(roi_dir / f"{pid}.npz", **roi.arrays())
         rows.append(row)
@@ -135,8 +127,6 @@ def process_center(center: str, inputs: dict, outputs: dict, settings: dict) -> 
                         100 * settings["diameter_tolerance"])
 
     table = pd.DataFrame(rows, columns=LESION_COLUMNS)
-    Path(outputs["lesions"]).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(outputs["lesions"], sep="\t", index=False, na_rep="NA")
-    pd.DataFrame(index, columns=INDEX_COLUMNS).to_csv(roi_dir / "index.tsv", sep="\t",
-                                                      index=False, na_rep="NA")
+    write_tsv(table, outputs["lesions"])
+    write_tsv(pd.DataFrame(index, columns=INDEX_COLUMNS), roi_dir / "index.tsv")
     return table

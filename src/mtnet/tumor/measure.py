@@ -8,14 +8,12 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 
-# 26-connectivity: voxels touching at an edge or a corner belong to the same lesion
-FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)
-
+from mtnet.imaging import label_components
 
 def label_lesions(tumor: np.ndarray) -> tuple[np.ndarray, int]:
-    """Connected components (26-connectivity) of a tumor mask: (labels, count)."""
-    labels, n = ndi.label(tumor.astype(bool), structure=FULL_CONNECTIVITY)
-    return labels, int(n)
+    """The lesions of a tumor mask: its 26-connected components (voxels touching at an edge
+    or a corner belong to the same lesion), as (labels, count)."""
+    return label_components(tumor, connectivity=26)
 
 
 def _max_distance(points: np.ndarray) -> float:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from mtnet.imaging import Grid, fraction_to_grid, resample_image, window
+
 
 @dataclass
 class Roi:
@@ -40,12 +42,6 @@ def liver_bbox(liver: np.ndarray, spacing_xyz, margin_mm: float, size_xyz) -> np
     return np.concatenate([lo, hi]).astype(np.int64)
 
 
-def window(hu: np.ndarray, hu_window) -> np.ndarray:
-    """Clip to [low, high] and scale linearly to [0, 1]: (clip(HU) - low) / (high - low)."""
-    low, high = float(hu_window[0]), float(hu_window[1])
-    return ((np.clip(hu, low, high) - low) / (high - low)).astype(np.float32)
-
-
 def crop_roi(image: sitk.Image, tumor: sitk.Image, liver: sitk.Image, grid_xyz, margin_mm: float,
              hu_window) -> Roi:
     """Crop the liver box (+ margin) and resample it to ``grid_xyz`` voxels.
@@ -67,16 +63,11 @@ def crop_roi(image: sitk.Image, tumor: sitk.Image, liver: sitk.Image, grid_xyz, 
         tuple(float(v) - 0.5 for v in bbox[:3])))
     origin = corner + direction @ (new_spacing / 2.0)
 
-    def resample(img, interp, default, pixel):
-        return sitk.Resample(img, tuple(int(g) for g in grid), sitk.Transform(), interp,
-                             tuple(origin), tuple(new_spacing), image.GetDirection(), default,
-                             pixel)
-
-    hu = sitk.GetArrayFromImage(resample(image, sitk.sitkLinear, -1024.0, sitk.sitkFloat32))
+    target = Grid(tuple(int(g) for g in grid), tuple(origin), tuple(new_spacing), image.GetDirection())
+    hu = sitk.GetArrayFromImage(resample_image(image, target))
 
     def mask(m):
-        frac = sitk.GetArrayFromImage(resample(sitk.Cast(m, sitk.sitkFloat32), sitk.sitkLinear,
-                                               0.0, sitk.sitkFloat32))
+        frac = fraction_to_grid(m, target)
         out = frac >= 0.5
         if not out.any() and frac.max() > 0:
             out = frac > 0

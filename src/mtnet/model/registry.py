@@ -1,0 +1,114 @@
+"""The model registry: each model name -> its implementation and what the workflow needs.
+
+The one place that says which models exist. The config check (``models:`` may list only
+registered names), the workflow's rules and targets (``workflow/rules/common.smk``), the
+statistics' comparisons and the report all read it; adding a model is adding an entry
+here, with its family's ``train`` / ``predict`` functions.
+
+Entry points are ``"module:function"`` strings, imported only when called, so that reading
+the registry costs nothing. A family's functions take the same arguments::
+
+    train(model: ModelSpec, inputs: dict, outputs: dict, settings: dict, seed: int, threads: int)
+    predict(model: ModelSpec, inputs: dict, output: str, center: str, role: str, settings: dict,
+            threads: int)
+
+``inputs`` holds what :attr:`ModelSpec.inputs` names (paths of the workflow: for training,
+every training center's; for predicting, the one center's) and, for ``predict``, the
+``model`` folder; ``outputs`` the training rule's outputs: ``model`` (a folder the family
+fills), ``summary`` (a TSV for the report: coefficients, selected factors or features) and
+``log`` (a TSV of the fit's path: a penalty's cross-validation, or a network's epochs).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+# what a model may need from the stages before it (common.smk resolves each to paths)
+INPUT_KINDS = ("clinical", "roi", "features", "splits")
+INFORMATION_SETS = ("clinical", "image", "both")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model.
+
+    ``information``: the information set it uses, for its Bayes ceiling on a synthetic
+    center (clinical table only, image only, or both); ``needs_gpu``: trained on a GPU when
+    there is one (the same job runs on the CPU otherwise); ``settings``: the config section
+    its family reads (None: none); ``options``: the family's settings of this model (e.g.
+    an MTnet variant's configuration).
+    """
+
+    name: str
+    family: str
+    information: str
+    inputs: tuple
+    train: str
+    predict: str
+    description: str
+    needs_gpu: bool = False
+    settings: str | None = None
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.information not in INFORMATION_SETS:
+            raise ValueError(f"{self.name}: information must be one of {INFORMATION_SETS}")
+        unknown = set(self.inputs) - set(INPUT_KINDS)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown input kind(s) {sorted(unknown)}")
+
+    def call(self, which: str, *args, **kwargs):
+        module, func = getattr(self, which).split(":")
+        return getattr(importlib.import_module(module), func)(self, *args, **kwargs)
+
+
+_CLINICAL_LR = "mtnet.model.clinical_lr"
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec(
+            name="Model-Clinical-LR",
+            family="clinical_lr",
+            information="clinical",
+            inputs=("clinical",),
+            train=f"{_CLINICAL_LR}:train_model",
+            predict=f"{_CLINICAL_LR}:predict_model",
+            description="multivariable logistic regression on the clinical and radiological "
+            "factors (the conventional reference)",
+        ),
+    ]
+}
+# The paper's best model, compared with every other model (Fu et al. 2021, section 3.2).
+PRIMARY_MODEL = "Model-CR-DR"
+
+
+class UnknownModel(ValueError):
+    pass
+
+
+def names() -> list[str]:
+    return list(MODELS)
+
+
+def get(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise UnknownModel(f"{name!r} has no implementation (implemented: {', '.join(MODELS)})")
+    return MODELS[name]
+
+
+def comparators(models) -> list[str]:
+    """The models the primary model is compared with: every other one, in the given order
+    (the config's ``models:``)."""
+    return [m for m in models if m != PRIMARY_MODEL]
+
+
+def best_model(models, chosen: str | None = None) -> str | None:
+    """The model of the subgroup and risk-group analyses: ``chosen`` when it is among
+    ``models``; unset, the primary model, else the first of ``models``."""
+    if chosen:
+        return chosen if chosen in models else None
+    if PRIMARY_MODEL in models:
+        return PRIMARY_MODEL
+    return next(iter(models), None)
