@@ -163,7 +163,7 @@ def _roc_band(y, p, conf_level, seed, boot_n, specificities, r) -> pd.DataFrame:
         )
     else:
         out = py_engine.roc_band(y, p, idx_cases, idx_controls, sp, conf_level)
-    return pd.DataFrame(
+    band = pd.DataFrame(
         {
             "specificity": np.atleast_1d(out["specificity"]),
             "fpr": 1 - np.atleast_1d(out["specificity"]),
@@ -172,6 +172,8 @@ def _roc_band(y, p, conf_level, seed, boot_n, specificities, r) -> pd.DataFrame:
             "tpr_high": np.atleast_1d(out["tpr_high"]),
         }
     )
+    band.attrs.update(boot_n=boot_n, conf_level=conf_level, seed=seed)
+    return band
 
 
 def delong_test(y, p1, p2, *, engine: str = "r") -> DeLongResult:
