@@ -15,6 +15,7 @@ Captions: :mod:`mtnet.report.captions`.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Mapping
 from pathlib import Path
@@ -138,12 +139,11 @@ def _new_figure(
 def _styled(func):
     """Build the figure under the report's rcParams (fonts and sizes are fixed at creation)."""
 
+    @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with mpl.rc_context(STYLE):
             return func(*args, **kwargs)
 
-    wrapper.__name__, wrapper.__doc__ = func.__name__, func.__doc__
-    wrapper.__wrapped__ = func
     return wrapper
 
 
