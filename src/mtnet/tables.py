@@ -2,9 +2,9 @@
 
 Every TSV that crosses a stage is written by :func:`write_tsv` and read by :func:`read_tsv`:
 tab-separated, a header, UTF-8, no index; a missing value is written ``NA``, and on reading
-``NA`` and an empty cell are missing and nothing else is (``"None"``, ``"nan"`` or ``"N/A"``
-stay text). Identifier columns (``patient_id``, ``center``) are read as text, so ``007``
-stays ``007``. docs/data_contracts.md describes each table.
+``NA`` is missing and nothing else is: an empty cell is the empty text (a ``reason`` with
+nothing to say), and ``"None"``, ``"nan"`` or ``"N/A"`` stay text. Identifier columns
+(``patient_id``, ``center``) are read as text, so ``007`` stays ``007``. docs/data_contracts.md describes each table.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from mtnet.errors import InputError
 
 NA = "NA"
-NA_VALUES = [NA, ""]
+NA_VALUES = [NA]
 TEXT_COLUMNS = ("patient_id", "center")
 
 # models -> statistics: one row per patient (and split), in this order; extra columns after
@@ -44,7 +44,7 @@ def read_tsv(path, *, text_columns=TEXT_COLUMNS, dtype=None, required=(), what="
 
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{what} not found", path=path)
+        raise InputError(f"{what} not found", path=path, fix="run the workflow step that writes it")
     types = {c: str for c in text_columns}
     types.update(dtype or {})
     df = pd.read_csv(path, sep="\t", dtype=types, na_values=NA_VALUES, keep_default_na=False)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mtnet.seeds import rng
 from mtnet.stats import py_engine
 from mtnet.stats.results import (
-    DegenerateInput,
     AUCResult,
     CalibrationResult,
     CoxResult,
+    DegenerateInput,
     DeLongResult,
     IDIResult,
     KMResult,
@@ -90,12 +91,85 @@ def _binary_data(y, p, name="p", **kw):
 # ----------------------------------------------------------------------- discrimination
 
 
-def auc_ci(y, p, *, conf_level: float = 0.95, engine: str = "r") -> AUCResult:
-    """AUC with the DeLong (1988) CI: AUC +/- z * sqrt(S10/m + S01/n), clipped to [0, 1]."""
+# Specificities of the ROC band: every 0.02 (pROC's ci.se default is every 0.1).
+BAND_SPECIFICITIES = np.linspace(0.0, 1.0, 51)
+
+
+def auc_ci(
+    y,
+    p,
+    *,
+    conf_level: float = 0.95,
+    engine: str = "r",
+    band_seed: int | None = None,
+    boot_n: int = 2000,
+    specificities=None,
+) -> AUCResult:
+    """AUC with the DeLong (1988) CI: AUC +/- z * sqrt(S10/m + S01/n), clipped to [0, 1].
+
+    ``roc``: the empirical ROC curve at pROC's thresholds (-inf, midpoints of consecutive
+    distinct risks, +inf; positive when risk >= threshold). With ``band_seed`` (derive it
+    from the config's master seed, e.g. ``derive_seed(seed, center, model)``), ``band``: the
+    pointwise ``conf_level`` band of the sensitivity at ``specificities`` (default every
+    0.02) from ``boot_n`` stratified bootstrap resamples, as pROC's ``ci.se``: quantiles of
+    the resampled curves' sensitivity (linear interpolation between ROC points). The
+    resamples are drawn here from ``mtnet.seeds.rng(band_seed, "roc_band")`` and handed to
+    the engine, so both engines give the same band.
+    """
     y, p = _binary_data(y, p, probability=False)
     r = _engine(engine)
     out = r.call("mtnet_auc_ci", y, p, conf_level) if r else py_engine.auc_ci(y, p, conf_level)
-    return AUCResult(out["auc"], out["ci_low"], out["ci_high"], len(y), int(y.sum()), engine)
+    roc = pd.DataFrame(
+        {
+            "threshold": np.atleast_1d(out["roc_threshold"]),
+            "fpr": np.atleast_1d(out["roc_fpr"]),
+            "tpr": np.atleast_1d(out["roc_tpr"]),
+        }
+    )
+    band = pd.DataFrame(columns=["specificity", "fpr", "tpr_low", "tpr_median", "tpr_high"])
+    if band_seed is not None:
+        band = _roc_band(y, p, conf_level, band_seed, boot_n, specificities, r)
+    return AUCResult(
+        out["auc"], out["ci_low"], out["ci_high"], len(y), int(y.sum()), engine, roc, band
+    )
+
+
+def _roc_band(y, p, conf_level, seed, boot_n, specificities, r) -> pd.DataFrame:
+    sp = BAND_SPECIFICITIES if specificities is None else np.asarray(specificities, float)
+    sp = np.sort(np.atleast_1d(sp).ravel())
+    if sp.size == 0 or (sp < 0).any() or (sp > 1).any():
+        raise DegenerateInput("specificities of the ROC band must be non-empty, in [0, 1]")
+    if int(boot_n) < 2:
+        raise DegenerateInput(f"boot_n must be at least 2, got {boot_n}")
+    boot_n = int(boot_n)
+    gen = rng(seed, "roc_band")
+    m, n = int(y.sum()), int(len(y) - y.sum())
+    idx_cases = gen.integers(0, m, size=(boot_n, m))
+    idx_controls = gen.integers(0, n, size=(boot_n, n))
+    if r:
+        out = r.call(
+            "mtnet_roc_band",
+            y,
+            p,
+            idx_cases.ravel() + 1,
+            idx_controls.ravel() + 1,
+            boot_n,
+            sp,
+            conf_level,
+        )
+    else:
+        out = py_engine.roc_band(y, p, idx_cases, idx_controls, sp, conf_level)
+    band = pd.DataFrame(
+        {
+            "specificity": np.atleast_1d(out["specificity"]),
+            "fpr": 1 - np.atleast_1d(out["specificity"]),
+            "tpr_low": np.atleast_1d(out["tpr_low"]),
+            "tpr_median": np.atleast_1d(out["tpr_median"]),
+            "tpr_high": np.atleast_1d(out["tpr_high"]),
+        }
+    )
+    band.attrs.update(boot_n=boot_n, conf_level=conf_level, seed=seed)
+    return band
 
 
 def delong_test(y, p1, p2, *, engine: str = "r") -> DeLongResult:
@@ -198,23 +272,40 @@ def idi(y, p_old, p_new, *, engine: str = "r") -> IDIResult:
 # ------------------------------------------------------------------------- calibration
 
 
-def calibration(y, p, *, bins: int = 10, engine: str = "r") -> CalibrationResult:
+def calibration(
+    y, p, *, bins: int = 10, conf_level: float = 0.95, engine: str = "r"
+) -> CalibrationResult:
     """Calibration: intercept a and slope b of logit P(y) = a + b logit(p) (rms::val.prob),
     Brier = mean (p - y)^2, Hosmer-Lemeshow chi2 over ``bins`` quantile groups (df = groups
-    - 2), and the binned curve (mean predicted vs observed per group). Risks are clipped to
-    [1e-8, 1 - 1e-8] for the logit."""
+    - 2), and the binned curve (mean predicted vs observed per group, with the Wilson score
+    interval of the observed proportion at ``conf_level``). ``smooth``: the lowess curve
+    rms::val.prob draws (R's ``lowess(p, y, iter = 0)``: f = 2/3, no robustness
+    iterations). Risks are clipped to [1e-8, 1 - 1e-8] for the logit."""
     y, p = _binary_data(y, p)
     p = np.clip(p, EPS, 1 - EPS)
     if bins < 2:
         raise DegenerateInput(f"bins must be at least 2, got {bins}")
     r = _engine(engine)
-    out = r.call("mtnet_calibration", y, p, bins) if r else py_engine.calibration(y, p, bins)
+    out = (
+        r.call("mtnet_calibration", y, p, bins, conf_level)
+        if r
+        else py_engine.calibration(y, p, bins, conf_level)
+    )
     curve = pd.DataFrame(
         {
             "bin": np.arange(1, len(np.atleast_1d(out["bin_n"])) + 1),
             "n": np.atleast_1d(out["bin_n"]).astype(int),
             "mean_predicted": np.atleast_1d(out["bin_predicted"]),
             "observed": np.atleast_1d(out["bin_observed"]),
+            "n_events": np.round(np.atleast_1d(out["bin_events"])).astype(int),
+            "observed_low": np.atleast_1d(out["bin_low"]),
+            "observed_high": np.atleast_1d(out["bin_high"]),
+        }
+    )
+    smooth = pd.DataFrame(
+        {
+            "predicted": np.atleast_1d(out["smooth_predicted"]),
+            "observed": np.atleast_1d(out["smooth_observed"]),
         }
     )
     return CalibrationResult(
@@ -226,6 +317,7 @@ def calibration(y, p, *, bins: int = 10, engine: str = "r") -> CalibrationResult
         out["hl_p"],
         engine,
         curve,
+        smooth,
     )
 
 
@@ -281,22 +373,62 @@ def _survival_data(time, event, group):
     return t, e, g, levels
 
 
-def km_logrank(time, event, group, *, engine: str = "r") -> KMResult:
+def km_logrank(
+    time, event, group, *, risk_times=None, conf_level: float = 0.95, engine: str = "r"
+) -> KMResult:
     """Kaplan-Meier median per group (NaN = not reached) and the log-rank test
-    (chi2 on k - 1 df; Mantel 1966, as survival::survdiff)."""
+    (chi2 on k - 1 df; Mantel 1966, as survival::survdiff).
+
+    ``curves``: each group's step function (survival::survfit / lifelines) from t = 0, with
+    the log-log pointwise ``conf_level`` band (Greenwood variance; [1, 1] where S = 1, NaN
+    where S = 0); ``at_risk``: the number of patients with time >= t at ``risk_times``
+    (default 0, 365, 730, ... days up to the longest time)."""
     t, e, g, _ = _survival_data(time, event, group)
+    if risk_times is None:
+        risk_times = np.arange(0.0, t.max() + 1e-9, 365.0)
+    risk_times = np.atleast_1d(np.asarray(risk_times, dtype=float)).ravel()
+    if risk_times.size == 0 or not np.isfinite(risk_times).all() or (risk_times < 0).any():
+        raise DegenerateInput("risk_times must be non-empty, finite and >= 0")
+    risk_times = np.sort(risk_times)
     r = _engine(engine)
     gs = np.asarray([str(v) for v in g])
-    out = r.call("mtnet_km_logrank", t, e, gs) if r else py_engine.km_logrank(t, e, gs)
+    out = (
+        r.call("mtnet_km_logrank", t, e, gs, risk_times, conf_level)
+        if r
+        else py_engine.km_logrank(t, e, gs, risk_times, conf_level)
+    )
     groups = pd.DataFrame(
         {
-            "group": list(out["group"]) if isinstance(out["group"], list) else [out["group"]],
+            "group": _strings(out["group"]),
             "n": np.atleast_1d(out["n"]).astype(int),
             "events": np.atleast_1d(out["events"]).astype(int),
             "median": np.atleast_1d(out["median"]),
         }
     )
-    return KMResult(out["chi2"], int(out["df"]), out["p"], engine, groups)
+    curves = pd.DataFrame(
+        {
+            "group": _strings(out["curve_group"]),
+            "time": np.atleast_1d(out["curve_time"]),
+            **{
+                k: np.round(np.atleast_1d(out[f"curve_{k}"])).astype(int)
+                for k in ("n_risk", "n_event", "n_censor")
+            },
+            **{k: np.atleast_1d(out[f"curve_{k}"]) for k in ("survival", "lower", "upper")},
+        }
+    )
+    at_risk = pd.DataFrame(
+        {
+            "group": _strings(out["risk_group"]),
+            "time": np.atleast_1d(out["risk_time"]),
+            "n_risk": np.round(np.atleast_1d(out["risk_n"])).astype(int),
+        }
+    )
+    return KMResult(out["chi2"], int(out["df"]), out["p"], engine, groups, curves, at_risk)
+
+
+def _strings(value) -> list[str]:
+    """An engine's string vector (R's length-1 vectors come back as a one-item list)."""
+    return [str(v) for v in value] if isinstance(value, (list, tuple, np.ndarray)) else [value]
 
 
 def cox_hr(time, event, group, *, conf_level: float = 0.95, engine: str = "r") -> CoxResult:

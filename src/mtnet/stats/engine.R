@@ -16,8 +16,45 @@ mtnet_roc <- function(y, p) {
 mtnet_auc_ci <- function(y, p, conf_level) {
   r <- mtnet_roc(y, p)
   ci <- as.numeric(pROC::ci.auc(r, conf.level = conf_level, method = "delong"))
+  pts <- pROC::coords(r, "all", ret = c("threshold", "specificity", "sensitivity"),
+                      transpose = FALSE)
   list(auc = as.numeric(pROC::auc(r)), ci_low = ci[1], ci_high = ci[3],
-       n_cases = length(r$cases), n_controls = length(r$controls))
+       n_cases = length(r$cases), n_controls = length(r$controls),
+       roc_threshold = pts$threshold, roc_fpr = 1 - pts$specificity,
+       roc_tpr = pts$sensitivity)
+}
+
+mtnet_sens_at_spec <- function(se, sp, x) {
+  # pROC::coords(input = "specificity") on a sorted curve (sp ascending): at an exact
+  # specificity the first (highest) sensitivity, else linear interpolation between the
+  # neighbouring points; vectorised here because coords() costs ~1.5 ms per call
+  i <- findInterval(x, sp, left.open = TRUE) + 1
+  i <- pmin(i, length(sp))
+  j <- pmax(i, 2)
+  prop <- (x - sp[j]) / (sp[j - 1] - sp[j])
+  ifelse(sp[i] == x, se[i], se[j] + prop * (se[j - 1] - se[j]))
+}
+
+mtnet_roc_band <- function(y, p, idx_cases, idx_controls, boot_n, specificities, conf_level) {
+  # pROC::ci.se's stratified bootstrap (pROC:::stratified.ci.se, pROC 1.18: the resampled
+  # curve from pROC's thresholds and fun.sesp, its sensitivity at each specificity, type-7
+  # quantiles) with the resamples drawn by the caller (1-based rows of a boot_n x m and a
+  # boot_n x n matrix), so that the band is seeded by mtnet.seeds and equal in both engines
+  r <- mtnet_roc(y, p)
+  ic <- matrix(idx_cases, nrow = boot_n, byrow = TRUE)
+  ik <- matrix(idx_controls, nrow = boot_n, byrow = TRUE)
+  se <- vapply(seq_len(boot_n), function(b) {
+    cases <- r$cases[ic[b, ]]
+    controls <- r$controls[ik[b, ]]
+    thr <- pROC:::roc.utils.thresholds(c(cases, controls), r$direction)
+    perfs <- r$fun.sesp(thresholds = thr, controls = controls, cases = cases,
+                        direction = r$direction)
+    mtnet_sens_at_spec(perfs$se, perfs$sp, specificities)
+  }, numeric(length(specificities)))
+  se <- matrix(se, nrow = length(specificities))
+  q <- apply(se, 1, quantile, probs = c((1 - conf_level) / 2, 0.5, 1 - (1 - conf_level) / 2),
+             names = FALSE)
+  list(specificity = specificities, tpr_low = q[1, ], tpr_median = q[2, ], tpr_high = q[3, ])
 }
 
 mtnet_delong_paired <- function(y, p1, p2) {
@@ -68,21 +105,31 @@ mtnet_hosmer_lemeshow <- function(y, p, g) {
   chi2 <- sum((o - e)^2 / (e * (1 - e / n)))
   df <- length(n) - 2
   list(chi2 = chi2, df = df, p = if (df > 0) pchisq(chi2, df, lower.tail = FALSE) else NA_real_,
-       bin_n = n, bin_observed = o / n, bin_predicted = mp)
+       bin_n = n, bin_observed = o / n, bin_predicted = mp, bin_events = o)
 }
 
-mtnet_calibration <- function(y, p, g) {
+mtnet_calibration <- function(y, p, g, conf_level) {
   # rms::val.prob gives Brier and defines Intercept/Slope as the logistic fit of y on
   # logit(p); val.prob stops that fit at a change of -2LL < 0.025 (lrm.fit's default eps),
   # which leaves ~1e-4 of slack, so the same rms::lrm.fit is rerun to convergence here
   v <- rms::val.prob(p, y, pl = FALSE)
   f <- rms::lrm.fit(qlogis(p), y, eps = 1e-12, maxit = 100)
   hl <- mtnet_hosmer_lemeshow(y, p, g)
+  # Wilson score interval of each bin's observed proportion (prop.test without continuity
+  # correction; Hmisc::binconf's "wilson" alters the bounds at x = 1 and x = n - 1)
+  wilson <- vapply(seq_along(hl$bin_n), function(i) {
+    suppressWarnings(stats::prop.test(hl$bin_events[i], hl$bin_n[i], conf.level = conf_level,
+                                      correct = FALSE)$conf.int[1:2])
+  }, numeric(2))
+  # the smooth calibration curve rms::val.prob draws: lowess(p, y, iter = 0)
+  sm <- stats::lowess(p, y, iter = 0)
   c(list(intercept = unname(f$coefficients[1]), slope = unname(f$coefficients[2]),
          brier = unname(v["Brier"]), val_prob_intercept = unname(v["Intercept"]),
          val_prob_slope = unname(v["Slope"])),
     list(hl_chi2 = hl$chi2, hl_df = hl$df, hl_p = hl$p, bin_n = hl$bin_n,
-         bin_observed = hl$bin_observed, bin_predicted = hl$bin_predicted))
+         bin_observed = hl$bin_observed, bin_predicted = hl$bin_predicted,
+         bin_events = hl$bin_events, bin_low = wilson[1, ], bin_high = wilson[2, ],
+         smooth_predicted = sm$x, smooth_observed = sm$y))
 }
 
 mtnet_net_benefit <- function(y, p, thresholds) {
@@ -107,16 +154,36 @@ mtnet_youden <- function(y, p) {
        specificity = b$specificity[i], youden = b$sensitivity[i] + b$specificity[i] - 1)
 }
 
-mtnet_km_logrank <- function(time, event, group) {
+mtnet_km_logrank <- function(time, event, group, risk_times, conf_level) {
   g <- factor(group)
-  fit <- survival::survfit(survival::Surv(time, event) ~ g)
+  fit <- survival::survfit(survival::Surv(time, event) ~ g, conf.type = "log-log",
+                           conf.int = conf_level)
   tab <- summary(fit)$table
   if (is.null(dim(tab))) tab <- t(as.matrix(tab))
   sd <- survival::survdiff(survival::Surv(time, event) ~ g)
   df <- length(levels(g)) - 1
-  list(group = levels(g), n = as.numeric(tab[, "n.start"]), events = as.numeric(tab[, "events"]),
+  # step functions: a row at t = 0 (S = 1) per group, then survfit's rows; the log-log band
+  # is [1, 1] where S = 1 (survfit leaves NA) and NA where S = 0
+  strata <- rep(levels(g), fit$strata)
+  lower <- ifelse(fit$surv == 1, 1, fit$lower)
+  upper <- ifelse(fit$surv == 1, 1, fit$upper)
+  n0 <- as.numeric(tab[, "n.start"])
+  pick <- function(v, start) unlist(lapply(seq_along(levels(g)), function(i) {
+    c(start[i], v[strata == levels(g)[i]])
+  }))
+  ones <- rep(1, length(levels(g)))
+  zeros <- rep(0, length(levels(g)))
+  # numbers at risk (time >= t) at the requested times, per group
+  at <- summary(fit, times = risk_times, extend = TRUE)
+  list(group = levels(g), n = n0, events = as.numeric(tab[, "events"]),
        median = as.numeric(tab[, "median"]), chi2 = sd$chisq, df = df,
-       p = pchisq(sd$chisq, df, lower.tail = FALSE))
+       p = pchisq(sd$chisq, df, lower.tail = FALSE),
+       curve_group = pick(strata, levels(g)), curve_time = pick(fit$time, zeros),
+       curve_n_risk = pick(fit$n.risk, n0), curve_n_event = pick(fit$n.event, zeros),
+       curve_n_censor = pick(fit$n.censor, zeros), curve_survival = pick(fit$surv, ones),
+       curve_lower = pick(lower, ones), curve_upper = pick(upper, ones),
+       risk_group = sub("^g=", "", as.character(at$strata)), risk_time = at$time,
+       risk_n = at$n.risk)
 }
 
 mtnet_cox <- function(time, event, x, conf_level) {

@@ -41,13 +41,76 @@ def auc_ci(y, p, conf_level):
     auc, v10, v01 = _placements(y, p)
     q = sps.norm.ppf(1 - (1 - conf_level) / 2)
     se = np.sqrt(_delong_var(v10, v01))
+    thresholds = _roc_thresholds(p)
+    tpr, spec = _sens_spec(p[y == 1], p[y == 0])
     return {
         "auc": auc,
         "ci_low": max(auc - q * se, 0.0),
         "ci_high": min(auc + q * se, 1.0),
         "n_cases": float(len(v10)),
         "n_controls": float(len(v01)),
+        "roc_threshold": thresholds,
+        "roc_fpr": 1 - spec,
+        "roc_tpr": tpr,
     }
+
+
+# ------------------------------------------------------------------ ROC curve and band
+
+
+def _roc_thresholds(values):
+    """pROC's thresholds (direction "<"): -inf, the midpoints of consecutive distinct
+    values, +inf; a midpoint that rounds onto the lower value moves to the upper one."""
+    u = np.unique(values)
+    lo, hi = np.concatenate([[-np.inf], u]), np.concatenate([u, [np.inf]])
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = (lo + hi) / 2
+        t = np.where(np.abs(t) > 1e100, lo / 2 + hi / 2, t)
+    for i in np.flatnonzero(np.isin(t, u)):
+        if t[i] == u[i - 1]:
+            t[i] = u[i]
+    return t
+
+
+def _sens_spec(cases, controls):
+    """Sensitivity and specificity at each pROC threshold, ascending: positive when the
+    risk is >= the j-th distinct value (j = 0 .. U-1), nobody positive at +inf."""
+    u = np.unique(np.concatenate([cases, controls]))
+    cs, ct = np.sort(cases), np.sort(controls)
+    tp = len(cs) - np.searchsorted(cs, u, side="left")
+    tn = np.searchsorted(ct, u, side="left")
+    return (
+        np.concatenate([tp / len(cs), [0.0]]),
+        np.concatenate([tn / len(ct), [1.0]]),
+    )
+
+
+def _sens_at_spec(se, sp, x):
+    """pROC ``coords(input="specificity")``: at an exact specificity the first (highest)
+    sensitivity, else linear interpolation between the two neighbouring points."""
+    i = np.minimum(np.searchsorted(sp, x, side="left"), len(sp) - 1)
+    exact = sp[i] == x
+    j = np.maximum(i, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prop = (x - sp[j]) / (sp[j - 1] - sp[j])
+        inter = se[j] + prop * (se[j - 1] - se[j])
+    return np.where(exact, se[i], inter)
+
+
+def roc_band(y, p, idx_cases, idx_controls, specificities, conf_level):
+    """Pointwise bootstrap band of the sensitivity at fixed specificities (pROC ``ci.se``,
+    stratified): per resample (rows of ``idx_cases`` into the cases, ``idx_controls`` into
+    the controls, 0-based) the ROC curve and its sensitivity at each specificity; the band
+    is the (1 - conf_level)/2, 0.5, (1 + conf_level)/2 quantiles (type 7) over resamples."""
+    cases, controls = p[y == 1], p[y == 0]
+    x = np.asarray(specificities, dtype=float)
+    se = np.empty((len(idx_cases), len(x)))
+    for b in range(len(idx_cases)):
+        tpr, spec = _sens_spec(cases[idx_cases[b]], controls[idx_controls[b]])
+        se[b] = _sens_at_spec(tpr, spec, x)
+    a = (1 - conf_level) / 2
+    q = np.quantile(se, [a, 0.5, 1 - a], axis=0)
+    return {"specificity": x, "tpr_low": q[0], "tpr_median": q[1], "tpr_high": q[2]}
 
 
 def delong_paired(y, p1, p2):
@@ -162,12 +225,19 @@ def hosmer_lemeshow(y, p, g):
         "bin_n": n,
         "bin_observed": o / n,
         "bin_predicted": frame["p"].mean().to_numpy(float),
+        "bin_events": o,
     }
 
 
-def calibration(y, p, g):
+def calibration(y, p, g, conf_level):
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+    from statsmodels.stats.proportion import proportion_confint
+
     a, b = _recalibration(y, p)
     hl = hosmer_lemeshow(y, p, g)
+    low, high = proportion_confint(hl["bin_events"], hl["bin_n"], 1 - conf_level, "wilson")
+    # R's lowess(p, y, iter = 0) as rms::val.prob draws it: f = 2/3, delta = 1% of the range
+    sm = lowess(y, p, frac=2 / 3, it=0, delta=0.01 * np.ptp(p))
     return {
         "intercept": a,
         "slope": b,
@@ -178,6 +248,11 @@ def calibration(y, p, g):
         "bin_n": hl["bin_n"],
         "bin_observed": hl["bin_observed"],
         "bin_predicted": hl["bin_predicted"],
+        "bin_events": hl["bin_events"],
+        "bin_low": np.asarray(low, float),
+        "bin_high": np.asarray(high, float),
+        "smooth_predicted": sm[:, 0],
+        "smooth_observed": sm[:, 1],
     }
 
 
@@ -246,7 +321,44 @@ def km_median(time, event):
     return ut[i]
 
 
-def km_logrank(time, event, group):
+def km_curves(time, event, group, levels, risk_times, conf_level):
+    """Kaplan-Meier step functions by lifelines (a row at t = 0, then each distinct time of
+    the group) with the log-log ("exponential Greenwood") band, [1, 1] where S = 1 and NaN
+    where S = 0 (as survfit); numbers at risk = patients with time >= t."""
+    from lifelines import KaplanMeierFitter
+
+    curve = {k: [] for k in ("group", "time", "n_risk", "n_event", "n_censor")}
+    curve.update(survival=[], lower=[], upper=[])
+    risk = {"group": [], "time": [], "n": []}
+    for lv in levels:
+        m = group == lv
+        t, e = time[m], event[m]
+        kmf = KaplanMeierFitter(alpha=1 - conf_level).fit(t, e)
+        ut = np.unique(t)
+        tab = kmf.event_table.loc[ut]
+        s = kmf.survival_function_.iloc[:, 0].loc[ut].to_numpy(float)
+        ci = kmf.confidence_interval_.loc[ut].to_numpy(float)
+        lower = np.where(s == 1, 1.0, np.where(s == 0, np.nan, ci[:, 0]))
+        upper = np.where(s == 1, 1.0, np.where(s == 0, np.nan, ci[:, 1]))
+        curve["group"] += [lv] * (len(ut) + 1)
+        curve["time"] += [0.0, *ut]
+        curve["n_risk"] += [float(len(t)), *tab["at_risk"].to_numpy(float)]
+        curve["n_event"] += [0.0, *tab["observed"].to_numpy(float)]
+        curve["n_censor"] += [0.0, *tab["censored"].to_numpy(float)]
+        curve["survival"] += [1.0, *s]
+        curve["lower"] += [1.0, *lower]
+        curve["upper"] += [1.0, *upper]
+        risk["group"] += [lv] * len(risk_times)
+        risk["time"] += list(risk_times)
+        risk["n"] += [float(np.sum(t >= x)) for x in risk_times]
+    out = {f"curve_{k}": (v if k == "group" else np.asarray(v, float)) for k, v in curve.items()}
+    out.update(
+        {f"risk_{k}": (v if k == "group" else np.asarray(v, float)) for k, v in risk.items()}
+    )
+    return out
+
+
+def km_logrank(time, event, group, risk_times, conf_level):
     """Medians per group; log-rank chi2 = U' V^- U over the first k-1 groups (Mantel 1966)."""
     levels = sorted(set(group))
     g = np.asarray(group)
@@ -286,6 +398,7 @@ def km_logrank(time, event, group):
         "chi2": chi2,
         "df": float(df),
         "p": float(sps.chi2.sf(chi2, df)),
+        **km_curves(time, event, g, [str(lv) for lv in levels], risk_times, conf_level),
     }
 
 

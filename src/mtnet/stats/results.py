@@ -31,7 +31,8 @@ class _Record:
 
 @dataclass
 class AUCResult(_Record):
-    """AUC with its DeLong (1988) confidence interval."""
+    """AUC with its DeLong (1988) confidence interval, the ROC curve and, on request, a
+    pointwise bootstrap band of the sensitivity at fixed specificities (pROC ``ci.se``)."""
 
     auc: float
     ci_low: float
@@ -39,6 +40,10 @@ class AUCResult(_Record):
     n: int
     n_events: int
     engine: str
+    # threshold (ascending, -inf first), fpr = 1 - specificity, tpr = sensitivity
+    roc: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # specificity, fpr, tpr_low, tpr_median, tpr_high; empty unless a band was asked for
+    band: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -91,7 +96,10 @@ class CalibrationResult(_Record):
     hl_df: int
     hl_p: float
     engine: str
-    curve: pd.DataFrame = field(default_factory=pd.DataFrame)  # bin, n, mean_predicted, observed
+    # bin, n, mean_predicted, observed, n_events, observed_low, observed_high (Wilson)
+    curve: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # predicted (sorted risks, one row per patient), observed (lowess, as rms::val.prob)
+    smooth: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -107,13 +115,18 @@ class YoudenResult(_Record):
 
 @dataclass
 class KMResult(_Record):
-    """Kaplan-Meier medians per group and the log-rank test."""
+    """Kaplan-Meier medians, step functions and numbers at risk per group; log-rank test."""
 
     chi2: float
     df: int
     p: float
     engine: str
     groups: pd.DataFrame = field(default_factory=pd.DataFrame)  # group, n, events, median
+    # group, time (0 first, then each distinct time of the group), n_risk, n_event,
+    # n_censor, survival, lower, upper (log-log CI)
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # group, time, n_risk = number with time >= t (survival::summary.survfit)
+    at_risk: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
