@@ -27,6 +27,7 @@ include: "workflow/rules/stats.smk"
 
 # light steps (seconds, a few MB) run on the submit host, not as Slurm jobs (slurm/config.yaml)
 localrules:
+    splits,
     table1,
     train_model,
     predict_model,

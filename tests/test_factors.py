@@ -68,13 +68,14 @@ def test_child_pugh_c_patient_in_a_training_center_trains_and_predicts(tmp_path,
     # ingestion accepts the code
     assert not [p for p in clinical.validate(ta.copy(), "TA") if p.column == "child_pugh"]
     tables = [write_table(ta, tmp_path / "TA.tsv"), write_table(_train(130, 4), tmp_path / "TB.tsv")]
-    model = clinical_lr.fit_and_save(tables, tmp_path / "m.json", tmp_path / "c.tsv")
+    model = clinical_lr.fit(tables, seed=1)
+    clinical_lr.save(model, tmp_path / "m", tmp_path / "c.tsv", tmp_path / "l.tsv")
     assert "child_pugh[C]" in [c["term"] for c in model["coefficients"]]
     ext = clinical_table("TX", 40, 5)
     ext.loc[ext.index[:3], "child_pugh"] = "C"
     ext.loc[ext.index[3:5], "bclc"] = "D"
     with caplog.at_level(logging.WARNING):
-        out = clinical_lr.predict_table(tmp_path / "m.json", write_table(ext, tmp_path / "TX.tsv"),
+        out = clinical_lr.predict_table(tmp_path / "m" / "model.json", write_table(ext, tmp_path / "TX.tsv"),
                                         "TX", "external", tmp_path / "p.tsv")
     assert out["risk"].between(0, 1).all() and len(out) == 40
     assert "bclc D pooled with B" in caplog.text

@@ -1,4 +1,5 @@
-"""Model-Clinical-LR: fit on generated pooled training tables, predict per center."""
+"""Model-Clinical-LR, the penalised reference: the penalty chosen by seeded inner
+cross-validation, bootstrap CIs, out-of-fold risks from the split file, predictions."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-import statsmodels.api as sm
+from sklearn.linear_model import LogisticRegression
 
 from mtnet.errors import InputError
 from mtnet.factors import Encoding
 from mtnet.model import clinical_lr
-from mtnet.tables import PREDICTION_COLUMNS, read_clinical
+from mtnet.model.splits import make_folds
+from mtnet.stats.api import auc_ci
+from mtnet.tables import PREDICTION_COLUMNS, read_clinical, read_tsv
 from stats_synthetic import clinical_table, write_table
 
 
@@ -24,111 +27,117 @@ def fitted(tmp_path_factory):
         write_table(clinical_table("TA", 300, 1), d / "TA.tsv"),
         write_table(clinical_table("TB", 260, 2), d / "TB.tsv"),
     ]
-    model = clinical_lr.fit_and_save(tables, d / "model.json", d / "coefficients.tsv")
+    model = clinical_lr.fit(tables, seed=5, bootstrap=200)
+    clinical_lr.save(model, d / "model", d / "summary.tsv", d / "log.tsv")
     return d, tables, model
 
 
-def test_maximum_likelihood_fit_and_coefficients(fitted):
+def test_penalised_fit_is_the_penalised_optimum_at_the_cross_validated_lambda(fitted):
     d, tables, model = fitted
-    assert model["fit"]["method"] == "maximum likelihood"
-    coef = pd.read_csv(d / "coefficients.tsv", sep="\t")
-    assert list(coef.columns) == ["term", "coef", "OR", "ci_low", "ci_high", "p", "note"]
-    terms = coef.set_index("term")
-    # the generator's true factors come out with OR > 1 and p < 0.05
-    for term in ("bclc[B]", "invasive_shape[1]", "corona_low_attenuation[1]"):
-        assert terms.loc[term, "OR"] > 1.5 and terms.loc[term, "p"] < 0.05, term
-        assert terms.loc[term, "ci_low"] < terms.loc[term, "OR"] < terms.loc[term, "ci_high"]
-    assert np.allclose(terms["OR"], np.exp(terms["coef"]))
-    # encoding as tabulated: dummies against the reference levels
-    assert {
-        "sex[F]",
-        "treatment[TACE]",
-        "treatment[ablation]",
-        "bclc[A]",
-        "lesion_number[>3]",
-        "afp_ng_ml[>400]",
-        "age",
-        "max_diameter_mm",
-    } <= set(terms.index)
-    # per-unit coefficients equal a plain statsmodels fit on the unstandardised design
+    lam = model["fit"]["l2_penalty"]
+    cv = model["fit"]["penalty_cv"]
+    assert len(cv) == 21 and lam == max(cv, key=lambda r: (round(r["cv_loglik"], 9), r["penalty"]))["penalty"]
+    log = read_tsv(d / "log.tsv")
+    assert np.allclose(log["penalty"], [r["penalty"] for r in cv], rtol=1e-12)
     train = pd.concat([read_clinical(t) for t in tables], ignore_index=True)
-    x = Encoding.from_dict(model["encoding"]).matrix(train)
-    ref = sm.Logit(train["mvi"].to_numpy(float), sm.add_constant(x)).fit(disp=0, method="newton")
-    assert np.allclose(coef["coef"], ref.params, atol=1e-6)
-    assert np.allclose(coef["p"], ref.pvalues, atol=1e-6)
-    stored = json.loads((d / "model.json").read_text())
-    assert [c["term"] for c in stored["coefficients"]] == coef["term"].tolist()
+    enc = Encoding.from_dict(model["encoding"])
+    xs = enc.standardized(train)
+    y = train["mvi"].to_numpy(float)
+    # per-unit coefficients are the standardised solution of an independent fit, rescaled
+    ref = LogisticRegression(C=1 / lam, solver="lbfgs", tol=1e-12, max_iter=5000).fit(xs, y)
+    beta = np.array([c["coef"] for c in model["coefficients"]])
+    sd = np.asarray(enc.sd)
+    assert np.allclose(beta[1:] * sd, ref.coef_.ravel(), atol=1e-5)
+    # the penalised score equations hold at the stored solution
+    mu = clinical_lr.predict_risk(model, train)
+    grad = np.column_stack([np.ones(len(xs)), xs]).T @ (y - mu)
+    grad[1:] -= lam * beta[1:] * sd
+    assert np.max(np.abs(grad)) < 1e-6
 
 
-def test_predict_table_contract(fitted, tmp_path):
+def test_summary_has_bootstrap_cis_and_the_true_factors_come_out(fitted):
+    d, _, model = fitted
+    coef = read_tsv(d / "summary.tsv").set_index("term")
+    assert list(coef.reset_index().columns) == clinical_lr.COEFFICIENT_COLUMNS
+    assert (coef["ci_low"] <= coef["OR"]).all() and (coef["OR"] <= coef["ci_high"]).all()
+    assert coef["p"].isna().all() and coef["note"].str.contains("bootstrap percentile").all()
+    assert np.allclose(coef["OR"], np.exp(coef["coef"]))
+    # the generator's factors: OR > 1 with the whole CI above 1
+    for term in ("bclc[B]", "invasive_shape[1]", "corona_low_attenuation[1]"):
+        assert coef.loc[term, "OR"] > 1.5 and coef.loc[term, "ci_low"] > 1.0, term
+    assert {"sex[F]", "treatment[TACE]", "bclc[A]", "lesion_number[>3]", "afp_ng_ml[>400]", "age"} <= set(coef.index)
+    stored = json.loads((d / "model" / "model.json").read_text())
+    assert [c["term"] for c in stored["coefficients"]] == coef.index.tolist()
+
+
+def test_fit_is_seeded_and_deterministic(tmp_path):
+    a, b = clinical_table("TA", 40, 11), clinical_table("TB", 44, 12)
+    tables = [write_table(a, tmp_path / "TA.tsv"), write_table(b, tmp_path / "TB.tsv")]
+    one = clinical_lr.fit(tables, seed=3, bootstrap=50)
+    two = clinical_lr.fit(tables, seed=3, bootstrap=50)
+    assert one["coefficients"] == two["coefficients"] and one["fit"] == two["fit"]
+
+
+def test_out_of_fold_risks_refit_everything_on_the_other_folds(fitted):
+    _, tables, model = fitted
+    train = pd.concat([read_clinical(t) for t in tables], ignore_index=True)
+    folds = make_folds(train, 5, seed=9)
+    oof = clinical_lr.oof_risks(train, folds, seed=5)
+    assert len(oof) == len(train) and oof["risk"].between(0, 1).all()
+    # fold 2 by hand: the procedure on the other folds, applied to fold 2
+    fold = oof.set_index(["center", "patient_id"])["fold"]
+    held = train[[fold[(c, p)] == 2 for c, p in zip(train["center"], train["patient_id"])]]
+    rest = train.drop(index=held.index)
+    from mtnet.seeds import derive_seed
+
+    by_hand = clinical_lr.predict_risk(clinical_lr.fit_frame(rest, derive_seed(5, "Model-Clinical-LR", "fold", 2)), held)
+    got = oof.set_index("patient_id").loc[held["patient_id"], "risk"].to_numpy()
+    assert np.allclose(got, by_hand)
+    # honest: out-of-fold discrimination is below the apparent one
+    y = train["mvi"].to_numpy()
+    apparent = auc_ci(y, clinical_lr.predict_risk(model, train), engine="python").auc
+    assert auc_ci(y, oof["risk"].to_numpy(), engine="python").auc < apparent
+
+
+def test_predictions_contract_apparent_and_oof(fitted, tmp_path):
     d, tables, model = fitted
     ext = clinical_table("TX", 90, 3)
-    out = clinical_lr.predict_table(
-        d / "model.json",
-        write_table(ext, tmp_path / "TX.tsv"),
-        center="TX",
-        role="external",
-        out_path=tmp_path / "p.tsv",
-    )
-    back = pd.read_csv(tmp_path / "p.tsv", sep="\t", dtype={"patient_id": str})
+    out = clinical_lr.predict_table(d / "model" / "model.json", write_table(ext, tmp_path / "TX.tsv"),
+                                    center="TX", role="external", out_path=tmp_path / "p.tsv")
+    back = read_tsv(tmp_path / "p.tsv")
     assert list(back.columns) == PREDICTION_COLUMNS
     assert (back["split"] == "external").all() and (back["model"] == "Model-Clinical-LR").all()
     assert back["patient_id"].tolist() == ext["patient_id"].tolist()
     assert back["risk"].between(0, 1).all() and back["mvi"].tolist() == ext["mvi"].tolist()
-    train = clinical_lr.predict_table(
-        d / "model.json", tables[0], center="TA", role="train", out_path=tmp_path / "a.tsv"
-    )
-    assert (train["split"] == "apparent").all()
-    # maximum likelihood with an intercept: mean fitted risk = event rate on the training set
-    both = pd.concat([read_clinical(t) for t in tables], ignore_index=True)
-    risk = clinical_lr.predict_risk(model, both)
-    assert risk.mean() == pytest.approx(both["mvi"].mean(), abs=1e-8)
+    train = pd.concat([read_clinical(t) for t in tables], ignore_index=True)
+    oof = clinical_lr.oof_risks(train, make_folds(train, 5, seed=9), seed=5)
+    oof_path = tmp_path / "oof.tsv"
+    oof.to_csv(oof_path, sep="\t", index=False)
+    ta = clinical_lr.predict_table(d / "model" / "model.json", tables[0], "TA", "train",
+                                   tmp_path / "a.tsv", oof_path=oof_path)
+    assert ta["split"].value_counts().to_dict() == {"apparent": 300, "oof": 300}
+    assert np.allclose(ta.loc[ta["split"] == "oof", "risk"],
+                       oof[oof["center"] == "TA"]["risk"].to_numpy())
+    with pytest.raises(InputError, match="without an out-of-fold risk"):
+        clinical_lr.predict_table(d / "model" / "model.json", tables[0], "TA", "train",
+                                  tmp_path / "b.tsv", oof_path=write_table(oof.iloc[1:], tmp_path / "short.tsv"))
 
 
-def test_small_pooled_tables_fall_back_to_l2(tmp_path, caplog):
-    """~20 patients per center and a handful of events: separation, L2 penalty, NA CIs."""
-    a = clinical_table("TA", 20, 11)
-    b = clinical_table("TB", 22, 12)
-    a["enhancement_ratio"] = np.nan  # entirely missing: dropped with a reason
-    b["enhancement_ratio"] = np.nan
-    a["hbv"] = 1
-    b["hbv"] = 1  # no variation: dropped
+def test_dropped_and_imputed_factors(tmp_path, caplog):
+    a, b = clinical_table("TA", 30, 11), clinical_table("TB", 32, 12)
+    for t in (a, b):
+        t["enhancement_ratio"] = np.nan  # entirely missing: dropped with a reason
+        t["hbv"] = 1  # no variation: dropped
     a.loc[a.index[:3], "age"] = np.nan  # partly missing: imputed
     tables = [write_table(a, tmp_path / "TA.tsv"), write_table(b, tmp_path / "TB.tsv")]
     with caplog.at_level(logging.INFO):
-        model = clinical_lr.fit_and_save(tables, tmp_path / "m.json", tmp_path / "c.tsv")
-    assert model["fit"]["method"] == "L2-penalised"
+        model = clinical_lr.fit(tables, seed=1)
     dropped = {d["column"]: d["reason"] for d in model["encoding"]["dropped"]}
     assert "entirely NA" in dropped["enhancement_ratio"] and "no variation" in dropped["hbv"]
-    assert "dropped enhancement_ratio" in caplog.text and "L2 penalty" in caplog.text
-    coef = pd.read_csv(tmp_path / "c.tsv", sep="\t")
-    assert coef["ci_low"].isna().all() and coef["note"].str.contains("penalised fit").all()
-    # the stored solution maximises log L - lambda/2 |beta_std|^2 (penalised score = 0), with
-    # lambda the grid's best by cross-validated log-likelihood
-    lam = model["fit"]["l2_penalty"]
-    cv = model["fit"]["penalty_cv"]
-    assert len(cv) == 21 and lam == max(cv, key=lambda r: (round(r["cv_loglik"], 9), r["penalty"]))["penalty"]
-    train = pd.concat([a, b], ignore_index=True)
-    x = Encoding.from_dict(model["encoding"]).matrix(train)
-    mean = np.array(model["encoding"]["mean"])
-    sd = np.array(model["encoding"]["sd"])
-    beta = coef["coef"].to_numpy()
-    beta_std = beta[1:] * sd
-    mu = clinical_lr.predict_risk(model, train)
-    xs = np.column_stack([np.ones(len(x)), (x - mean) / sd])
-    grad = xs.T @ (train["mvi"].to_numpy(float) - mu)
-    grad[1:] -= lam * beta_std
-    assert np.max(np.abs(grad)) < 1e-6
-    # predictions for a center whose table misses a factor entirely: imputed, logged
+    assert "3 missing value(s) imputed" in caplog.text
     ext = clinical_table("TX", 15, 13).drop(columns=["age"])
-    out = clinical_lr.predict_table(
-        tmp_path / "m.json",
-        write_table(ext, tmp_path / "TX.tsv"),
-        "TX",
-        "external",
-        tmp_path / "p.tsv",
-    )
-    assert out["risk"].notna().all()
+    out = clinical_lr.predict_risk(model, ext)
+    assert np.isfinite(out).all()
 
 
 def test_bad_inputs(tmp_path, fitted):
@@ -141,27 +150,9 @@ def test_bad_inputs(tmp_path, fitted):
         clinical_lr.fit([write_table(empty, tmp_path / "empty.tsv")])
     bad = clinical_table("TX", 12, 6)
     bad.loc[bad.index[4], "bclc"] = "X"
-    with pytest.raises(
-        InputError, match=r"center TX, patient TX-0005, column bclc.*unknown code 'X'"
-    ):
-        clinical_lr.predict_table(
-            d / "model.json",
-            write_table(bad, tmp_path / "bad.tsv"),
-            "TX",
-            "external",
-            tmp_path / "p.tsv",
-        )
+    with pytest.raises(InputError, match=r"center TX, patient TX-0005, column bclc.*unknown code 'X'"):
+        clinical_lr.predict_table(d / "model" / "model.json", write_table(bad, tmp_path / "bad.tsv"),
+                                  "TX", "external", tmp_path / "p.tsv")
     with pytest.raises(InputError, match="unknown role"):
-        clinical_lr.predict_table(
-            d / "model.json", tmp_path / "bad.tsv", "TX", "test", tmp_path / "p.tsv"
-        )
-
-
-def test_penalty_choice_is_seeded_and_deterministic(tmp_path):
-    a, b = clinical_table("TA", 20, 11), clinical_table("TB", 22, 12)
-    tables = [write_table(a, tmp_path / "TA.tsv"), write_table(b, tmp_path / "TB.tsv")]
-    one = clinical_lr.fit(tables, seed=3)
-    two = clinical_lr.fit(tables, seed=3)
-    assert one["fit"]["method"] == "L2-penalised"
-    assert one["coefficients"] == two["coefficients"] and one["fit"] == two["fit"]
-    assert one["fit"]["seed"] == 3 and one["fit"]["l2_penalty"] in clinical_lr.PENALTY_GRID
+        clinical_lr.predict_table(d / "model" / "model.json", tmp_path / "bad.tsv", "TX", "test",
+                                  tmp_path / "p.tsv")

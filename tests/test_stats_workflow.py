@@ -1,5 +1,5 @@
 """The statistics rules of the workflow on tiny generated clinical tables (20 patients per
-center, a few events): train_model, predict_model, stats, table1."""
+center, a few events): splits, train_model, predict_model, stats, table1."""
 
 from __future__ import annotations
 
@@ -19,13 +19,16 @@ def test_stats_rules_on_tiny_tables(tmp_path):
         folder.mkdir(parents=True)
         write_table(clinical_table(center, 20, seed, event_rate=0.17), folder / "clinical.tsv")
     targets = ["results/stats/table1.tsv"] + [
-        f"results/stats/{c}/{k}.tsv" for c in ("TX", "pooled_train") for k in COLUMNS
+        f"results/stats/{c}/{k}.tsv"
+        for c in ("TX", "pooled_train", "pooled_train_apparent")
+        for k in COLUMNS
     ]
     res = run_snakemake(
         [
             "--cores",
             "1",
             "--allowed-rules",
+            "splits",
             "train_model",
             "predict_model",
             "stats",
@@ -39,7 +42,9 @@ def test_stats_rules_on_tiny_tables(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     pred = pd.read_csv(tmp_path / "results/predictions/TA/Model-Clinical-LR.tsv", sep="\t")
-    assert (pred["split"] == "apparent").all() and len(pred) == 20
+    assert pred["split"].value_counts().to_dict() == {"apparent": 20, "oof": 20}
+    folds = pd.read_csv(tmp_path / "results/splits/folds.tsv", sep="\t")
+    assert set(folds["center"]) == {"TA", "TB"} and sorted(folds["fold"].unique()) == [1, 2, 3]
     disc = pd.read_csv(
         tmp_path / "results/stats/TX/discrimination.tsv",
         sep="\t",
@@ -49,10 +54,14 @@ def test_stats_rules_on_tiny_tables(tmp_path):
     assert list(disc.columns) == COLUMNS["discrimination"]
     assert disc["model"].tolist() == ["Model-Clinical-LR"] and disc["n"].tolist() == [20]
     assert 0 <= disc["auc"].iloc[0] <= 1 and disc["engine"].tolist() == ["r"]
+    for center, split in (("pooled_train", "oof"), ("pooled_train_apparent", "apparent")):
+        pooled = pd.read_csv(tmp_path / f"results/stats/{center}/discrimination.tsv", sep="\t")
+        assert pooled["split"].tolist() == [split] and pooled["n"].tolist() == [40]
     for center in ("TX", "pooled_train"):
         delong = pd.read_csv(tmp_path / f"results/stats/{center}/delong.tsv", sep="\t")
         assert delong.empty and list(delong.columns) == COLUMNS["delong"]
     coef = pd.read_csv(tmp_path / "results/models/Model-Clinical-LR/summary.tsv", sep="\t")
+    assert coef["ci_low"].notna().all()
     assert coef["term"].iloc[0] == "(intercept)"
     table1 = pd.read_csv(tmp_path / "results/stats/table1.tsv", sep="\t")
     assert table1["external_center"].unique().tolist() == ["TX"]

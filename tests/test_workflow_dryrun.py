@@ -30,7 +30,7 @@ def test_default_config_plans_per_center_jobs_for_the_five_centers(tmp_path):
     for rule in PER_CENTER_RULES | {"synth"}:
         assert centers_of(jobs, rule) == sorted(PAPER_CENTERS), rule
     # statistics for the external center and for the pooled training centers
-    assert centers_of(jobs, "stats") == ["ZCPH", "pooled_train"]
+    assert centers_of(jobs, "stats") == ["ZCPH", "pooled_train", "pooled_train_apparent"]
     counts = Counter(r for r, _ in jobs)
     assert counts["train_model"] == 1 and counts["table1"] == 1 and counts["all"] == 1
 

@@ -19,7 +19,10 @@ import yaml
 # packaged with mtnet, so an installed package validates like a checkout
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 ROLES = ("train", "external")
+# the pooled training centers as evaluated: out-of-fold risks, and the apparent (in-sample) ones
 POOLED_TRAIN = "pooled_train"
+POOLED_TRAIN_APPARENT = "pooled_train_apparent"
+POOLED = {POOLED_TRAIN: "oof", POOLED_TRAIN_APPARENT: "apparent"}
 
 
 class ConfigError(ValueError):
@@ -161,7 +164,7 @@ def _one_line(error) -> str:
         bad = error.instance
         return (
             f"config: {where}: invalid name {bad!r} (letters, digits, '_' and '-', starting "
-            f"with a letter, at most 32 characters; '{POOLED_TRAIN}' is reserved)"
+            f"with a letter, at most 32 characters; {', '.join(map(repr, POOLED))} are reserved)"
         )
     if kind == "enum":
         return f"config: {where}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"

@@ -28,7 +28,7 @@ CENTERS = list(config["centers"])
 TRAIN_CENTERS = mtconfig.train_centers(config)
 EXTERNAL_CENTERS = mtconfig.external_centers(config)
 # Pooled training centers are evaluated like a center of their own (paper: training dataset).
-EVAL_CENTERS = EXTERNAL_CENTERS + [mtconfig.POOLED_TRAIN]
+EVAL_CENTERS = EXTERNAL_CENTERS + list(mtconfig.POOLED)
 MODELS = list(config["models"])
 
 
@@ -138,10 +138,19 @@ def get_clinical_tables(centers):
     return [ingested(c, "clinical.tsv") for c in centers]
 
 
-def model_inputs(model, centers):
-    """What a registered model reads of the stages before it, for these centers."""
-    paths = {"clinical": get_clinical_tables(centers)}
-    return {kind: paths[kind] for kind in registry.get(model).inputs}
+def get_training_tables(wildcards):
+    return get_clinical_tables(TRAIN_CENTERS)
+
+
+SPLIT_FILE = "results/splits/folds.tsv"
+
+
+def model_inputs(model, centers, training=True):
+    """What a registered model reads of the stages before it, for these centers (the split
+    file only for training)."""
+    paths = {"clinical": get_clinical_tables(centers), "splits": SPLIT_FILE}
+    kinds = [k for k in registry.get(model).inputs if training or k != "splits"]
+    return {kind: paths[kind] for kind in kinds}
 
 
 def get_model_training_input(wildcards):
@@ -152,7 +161,8 @@ def get_model_training_input(wildcards):
 def get_model_prediction_input(wildcards):
     """The fitted model and the center's inputs."""
     inputs = {
-        k: v[0] for k, v in model_inputs(wildcards.model, [wildcards.center]).items()
+        k: v[0]
+        for k, v in model_inputs(wildcards.model, [wildcards.center], False).items()
     }
     return {"model": f"results/models/{wildcards.model}/model", **inputs}
 
@@ -164,7 +174,13 @@ def get_model_settings(wildcards):
 
 
 def pooled_members(center):
-    return TRAIN_CENTERS if center == mtconfig.POOLED_TRAIN else [center]
+    return TRAIN_CENTERS if center in mtconfig.POOLED else [center]
+
+
+def get_evaluated_split(wildcards):
+    """The predictions a center is evaluated on: out-of-fold or apparent for the pooled
+    training centers, external otherwise."""
+    return mtconfig.POOLED.get(wildcards.center, "external")
 
 
 def predictions_of(centers):

@@ -1,3 +1,24 @@
+rule splits:
+    """The one split file: folds of the training patients, stratified by center and outcome."""
+    input:
+        tables=get_training_tables,
+    output:
+        SPLIT_FILE,
+    log:
+        "results/logs/splits/all.log",
+    conda:
+        "../../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        folds=config["validation"]["folds"],
+        seed=config["seed"],
+    script:
+        "../scripts/splits.py"
+
+
 rule train_model:
     """A model of the registry (src/mtnet/model/registry.py), fitted on the training centers."""
     input:

@@ -57,6 +57,7 @@ rule stats:
         runtime=60,
     params:
         models=MODELS,
+        split=get_evaluated_split,
         settings=config["stats"],
     script:
         "../scripts/stats.py"

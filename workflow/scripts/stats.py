@@ -13,4 +13,5 @@ with script_logging(smk):
         models=list(smk.params.models),
         outputs=dict(smk.output.items()),
         settings=smk.params.settings,
+        split=smk.params.split,
     )

@@ -1,236 +1,202 @@
-"""Model-Clinical-LR: multivariable logistic regression on the canonical clinical and
-radiological factors (docs/design.md section 2), encoded as the paper tabulates them
-(:class:`mtnet.factors.Encoding`), fitted on
-the pooled training centers (statsmodels). The conventional reference model every later
-model is compared with.
+"""Model-Clinical-LR: the reference clinical model, fitted as a biostatistician would.
 
-Encoding (reference level first): age, max_diameter_mm, enhancement_ratio continuous;
-sex F vs M; treatment TACE, ablation vs resection; hbv, cirrhosis 1 vs 0; Child-Pugh B vs A;
-BCLC A, B vs 0; lesion number 2, 3, >3 vs 1; AFP 25-400, >400 vs <25 ng/mL; the eight
-radiological readings 1 vs 0.
+A multivariable logistic regression on the canonical clinical and radiological factors,
+encoded as the paper tabulates them (:class:`mtnet.factors.Encoding`: reference level
+first; AFP and lesion number by the paper's groups; levels absent from training pooled with
+the nearest level; NA imputed with the training median or mode, logged), fitted on the
+pooled training centers. With about 35 events for 24 parameters (the paper's cohort) an
+unpenalised fit overfits or separates, so the fit is penalised (Steyerberg, Clinical
+Prediction Models, 2nd ed., ch. 13):
 
-Missing data: a factor that is absent or entirely NA in the pooled training tables, or has
-no variation there, is dropped (logged, and listed in model.json ``encoding.dropped``); a
-level absent from training (e.g. Child-Pugh C) gets no dummy and its patients are pooled
-with the nearest level (the rule of :mod:`mtnet.factors`, logged per center); remaining NA
-values are imputed with the training median (continuous) or most frequent level
-(categorical), at training and prediction time, and the counts are logged.
+- predictors are standardised (training mean and SD) and the coefficients, not the
+  intercept, carry an L2 penalty: maximise log L - lambda/2 * sum(beta^2) (scikit-learn's
+  logistic regression, C = 1/lambda, Newton-Cholesky);
+- lambda is chosen on a grid (1e-2 ... 1e3, 21 values) by the largest cross-validated
+  log-likelihood over inner folds stratified by center and outcome (k = min(5, events,
+  non-events); seeded from the config's seed); ties go to the larger penalty;
+- 95% CIs of the odds ratios are bootstrap percentiles (``clinical_lr.bootstrap``
+  resamples, stratified by center and outcome, lambda fixed at its chosen value, seeded);
+  penalised fits have no valid Wald p-values, so p is NA with the reason in ``note``;
+- coefficients are reported per unit of each factor.
 
-Fit: predictors are standardised (training mean and SD) and the maximum-likelihood fit
-(Newton) is tried first. Under (quasi-)separation, non-convergence or a coefficient beyond
-|10| per SD (an odds ratio above e^10 per SD), the model is refitted with an L2 penalty
-on the standardised coefficients (not the intercept): log-likelihood - lambda/2 * sum beta^2
-(scikit-learn, C = 1/lambda), lambda chosen from a grid by stratified k-fold
-cross-validated log-likelihood (k = min(5, events, non-events); folds shuffled with a seed
-derived from the config's ``seed``), the usual remedy when there are few events per
-variable (Steyerberg, Clinical Prediction Models, 2nd ed., ch. 13). Wald CIs and p-values
-are not valid after penalisation and are NA then, with the reason in ``note``.
-Coefficients are reported per unit of each factor.
+Out-of-fold risks for the training centers (split ``oof``) come from the workflow's split
+file: for each fold, the whole procedure (encoding, lambda's inner cross-validation, fit)
+is repeated on the other folds and the fold is predicted. The fit on all training centers
+gives the apparent (``apparent``) and external (``external``) risks.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from mtnet.errors import InputError
 from mtnet.factors import Encoding
-from mtnet.seeds import derive_seed
-from mtnet.tables import prediction_frame, read_clinical, write_predictions, write_tsv
+from mtnet.model.splits import fold_of, read_folds, stratified_folds
+from mtnet.tables import (
+    prediction_frame,
+    read_clinical,
+    read_clinical_tables,
+    read_tsv,
+    write_predictions,
+    write_tsv,
+)
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "Model-Clinical-LR"
-MAX_ABS_STD_COEF = 10.0
+PENALTY_GRID = np.logspace(-2, 3, 21)
+COEFFICIENT_COLUMNS = ["term", "coef", "OR", "ci_low", "ci_high", "p", "note"]
+OOF_COLUMNS = ["center", "patient_id", "fold", "risk"]
 ROLE_SPLIT = {"train": "apparent", "external": "external"}
 
 
 # ----------------------------------------------------------------------------- fitting
 
 
-def _mle(y, xs):
-    import statsmodels.api as sm
-    from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
-
-    exog = sm.add_constant(xs, has_constant="add")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", PerfectSeparationWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        try:
-            res = sm.Logit(y, exog).fit(method="newton", maxiter=100, disp=0)
-        except (PerfectSeparationError, PerfectSeparationWarning, np.linalg.LinAlgError) as err:
-            return None, f"maximum likelihood failed ({type(err).__name__}: separation)"
-        except Exception as err:  # statsmodels' convergence failures come in several types
-            return None, f"maximum likelihood failed ({type(err).__name__})"
-    params, cov = np.asarray(res.params), np.asarray(res.cov_params())
-    if not res.mle_retvals.get("converged", False):
-        return None, "maximum likelihood did not converge"
-    if not np.isfinite(cov).all() or np.any(np.diag(cov) <= 0):
-        return None, "singular information matrix"
-    if np.max(np.abs(params[1:])) > MAX_ABS_STD_COEF:
-        return None, f"quasi-separation (a standardised coefficient beyond |{MAX_ABS_STD_COEF:g}|)"
-    return (params, cov), None
-
-
-def _ridge(y, xs, penalty: float = 1.0):
-    """Maximise log L - penalty/2 * |beta|^2 (intercept free): scikit-learn's L2 logistic
-    regression with C = 1/penalty, Newton-Cholesky solver."""
+def _ridge(y, xs, penalty: float) -> np.ndarray:
+    """Maximise log L - penalty/2 * |beta|^2 (intercept free): (intercept, beta...)."""
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(C=1.0 / penalty, solver="newton-cholesky", tol=1e-10, max_iter=200)
     clf.fit(xs, y)
-    return np.concatenate([clf.intercept_, clf.coef_.ravel()]), float(penalty)
+    return np.concatenate([clf.intercept_, clf.coef_.ravel()])
 
 
-PENALTY_GRID = np.logspace(-2, 3, 21)
-
-
-def choose_penalty(y, xs, seed: int, grid=PENALTY_GRID) -> tuple[float, list[dict]]:
-    """The L2 penalty of the grid with the largest stratified k-fold cross-validated
-    log-likelihood (k = min(5, events, non-events)); ties go to the larger penalty."""
-    from sklearn.model_selection import StratifiedKFold
-
+def choose_penalty(y, xs, strata, seed: int, grid=PENALTY_GRID) -> tuple[float, list[dict]]:
+    """The penalty of ``grid`` with the largest cross-validated log-likelihood over inner
+    folds stratified by ``strata`` and outcome; ties go to the larger penalty."""
     k = int(min(5, y.sum(), len(y) - y.sum()))
     if k < 2:
-        return 1.0, []
-    folds = list(
-        StratifiedKFold(k, shuffle=True, random_state=derive_seed(seed, MODEL_NAME)).split(xs, y)
-    )
+        raise InputError(f"{int(y.sum())} event(s) in {len(y)} patients: too few to choose the "
+                         "penalty by cross-validation", column="mvi")
+    fold = stratified_folds(y, strata, k, seed, MODEL_NAME, "penalty")
     path = []
     for penalty in grid:
         loglik = 0.0
-        for train_idx, test_idx in folds:
-            beta, _ = _ridge(y[train_idx], xs[train_idx], penalty)
-            eta = beta[0] + xs[test_idx] @ beta[1:]
-            loglik += float(np.sum(y[test_idx] * eta - np.logaddexp(0.0, eta)))
+        for f in range(k):
+            test = fold == f
+            beta = _ridge(y[~test], xs[~test], penalty)
+            eta = beta[0] + xs[test] @ beta[1:]
+            loglik += float(np.sum(y[test] * eta - np.logaddexp(0.0, eta)))
         path.append({"penalty": float(penalty), "cv_loglik": loglik})
     best = max(path, key=lambda r: (round(r["cv_loglik"], 9), r["penalty"]))
     return best["penalty"], path
 
 
-def fit(tables: list, seed: int = 0) -> dict:
-    """Fit Model-Clinical-LR on the pooled training tables; the model as a JSON-able dict.
-
-    ``seed`` shuffles the cross-validation folds that choose the penalty (if one is needed).
-    """
-    if not tables:
-        raise InputError("no training tables", fix="configure at least one role: train center")
-    train = pd.concat([read_clinical(path) for path in tables], ignore_index=True)
-    y = pd.to_numeric(train.get("mvi"), errors="coerce")
+def _outcome(train: pd.DataFrame, where) -> tuple[pd.DataFrame, np.ndarray]:
+    y = pd.to_numeric(train["mvi"], errors="coerce") if "mvi" in train else None
     if y is None or y.isna().all():
-        raise InputError("no mvi outcome in the training tables", column="mvi", path=tables[0])
+        raise InputError("no mvi outcome in the training tables", column="mvi", path=where)
     keep = y.notna()
     if (~keep).any():
-        log.warning(
-            "%d training patient(s) without mvi are left out of the fit", int((~keep).sum())
-        )
+        log.warning("%d training patient(s) without mvi are left out of the fit", int((~keep).sum()))
     train, y = train[keep].reset_index(drop=True), y[keep].to_numpy(float)
     if not np.isin(y, (0, 1)).all():
-        raise InputError("mvi must be 0/1", column="mvi", path=tables[0])
+        raise InputError("mvi must be 0/1", column="mvi", path=where)
     if y.sum() == 0 or y.sum() == len(y):
-        raise InputError(
-            f"the training tables have {int(y.sum())} MVI event(s) in {len(y)} "
-            f"patients: one class only, no model can be fitted",
-            column="mvi",
-        )
+        raise InputError(f"the training tables have {int(y.sum())} MVI event(s) in {len(y)} "
+                         f"patients: one class only, no model can be fitted", column="mvi")
+    return train, y
+
+
+def _bootstrap(y, xs, strata, penalty: float, n: int, seed: int) -> np.ndarray:
+    """(n, 1 + terms) standardised coefficients refitted on resamples drawn with replacement
+    within each (stratum, outcome) cell."""
+    gen = np.random.default_rng(seed)
+    cells = [np.flatnonzero((strata == s) & (y == o)) for s in sorted(set(strata), key=str)
+             for o in (0, 1)]
+    cells = [c for c in cells if len(c)]
+    out = np.empty((n, xs.shape[1] + 1))
+    for b in range(n):
+        idx = np.concatenate([gen.choice(c, size=len(c), replace=True) for c in cells])
+        out[b] = _ridge(y[idx], xs[idx], penalty)
+    return out
+
+
+def fit_frame(train: pd.DataFrame, seed: int, bootstrap: int = 0, where=None) -> dict:
+    """Fit on one training frame (canonical columns and ``center``); the model as a dict."""
+    from mtnet.seeds import derive_seed
+
+    train, y = _outcome(train, where)
     encoding = Encoding.fit(train)
     for d in encoding.dropped:
-        log.warning("Model-Clinical-LR: dropped %s: %s", d["column"], d["reason"])
+        log.info("Model-Clinical-LR: dropped %s: %s", d["column"], d["reason"])
     if not encoding.terms:
         raise InputError(
-            "no clinical factor is usable in the training tables (every one is "
-            "absent, entirely NA or constant): Model-Clinical-LR cannot be fitted",
-            path=tables[0],
-            fix="map the clinical columns at ingestion, or drop " "Model-Clinical-LR from models",
-        )
+            "no clinical factor is usable in the training tables (every one is absent, entirely "
+            "NA or constant): Model-Clinical-LR cannot be fitted", path=where,
+            fix="map the clinical columns at ingestion, or drop Model-Clinical-LR from models")
     x = encoding.matrix(train)
     mean, sd = np.asarray(encoding.mean), np.asarray(encoding.sd)
     xs = (x - mean) / sd
+    strata = train["center"].astype(str).to_numpy() if "center" in train else np.zeros(len(y), str)
+    penalty, cv_path = choose_penalty(y, xs, strata, seed)
     k = x.shape[1]
-    # per-standardised -> per-unit: beta_unit = A beta_std
+    # per standardised unit -> per unit: beta_unit = A beta_std
     a = np.eye(k + 1)
     a[0, 1:] = -mean / sd
     a[1:, 1:] = np.diag(1 / sd)
-
-    result, reason = _mle(y, xs)
-    if result is not None:
-        params_std, cov_std = result
-        cov = a @ cov_std @ a.T
-        method, penalty, note, cv_path = "maximum likelihood", 0.0, "", []
-        se = np.sqrt(np.diag(cov))
-    else:
-        penalty, cv_path = choose_penalty(y, xs, seed)
-        log.warning(
-            "Model-Clinical-LR: %s; refitted with an L2 penalty %.3g chosen by "
-            "cross-validated log-likelihood",
-            reason,
-            penalty,
-        )
-        params_std, penalty = _ridge(y, xs, penalty)
-        method, note = "L2-penalised", f"penalised fit ({reason}): Wald CI and p not valid"
-        se = np.full(k + 1, np.nan)
-    params = a @ params_std
-    q = sps.norm.ppf(0.975)
-    names = ["(intercept)"] + encoding.names
-    coefs = []
-    for i, name in enumerate(names):
-        b, s = float(params[i]), float(se[i])
-        coefs.append(
-            {
-                "term": name,
-                "coef": b,
-                "OR": float(np.exp(b)),
-                "ci_low": float(np.exp(b - q * s)) if np.isfinite(s) else None,
-                "ci_high": float(np.exp(b + q * s)) if np.isfinite(s) else None,
-                "p": float(2 * sps.norm.sf(abs(b / s))) if np.isfinite(s) else None,
-                "note": note,
-            }
-        )
-    log.info(
-        "Model-Clinical-LR: %s fit, %d patients, %d events, %d terms",
-        method,
-        len(y),
-        int(y.sum()),
-        k,
-    )
+    params = a @ _ridge(y, xs, penalty)
+    lo = hi = np.full(k + 1, np.nan)
+    if bootstrap:
+        draws = _bootstrap(y, xs, strata, penalty, bootstrap, derive_seed(seed, MODEL_NAME, "bootstrap"))
+        lo, hi = np.percentile(draws @ a.T, [2.5, 97.5], axis=0)
+    note = (f"L2-penalised (lambda {penalty:.3g} by cross-validation): 95% CI = bootstrap percentile "
+            f"(B = {bootstrap}); no Wald p after penalisation" if bootstrap else
+            f"L2-penalised (lambda {penalty:.3g} by cross-validation)")
+    coefs = [{"term": name, "coef": float(b), "OR": float(np.exp(b)),
+              "ci_low": float(np.exp(lo[i])) if bootstrap else None,
+              "ci_high": float(np.exp(hi[i])) if bootstrap else None, "p": None, "note": note}
+             for i, (name, b) in enumerate(zip(["(intercept)"] + encoding.names, params))]
+    log.info("Model-Clinical-LR: %d patients, %d events, %d terms, lambda %.3g", len(y),
+             int(y.sum()), k, penalty)
     return {
         "model": MODEL_NAME,
-        "fit": {
-            "method": method,
-            "l2_penalty": penalty,
-            "penalty_cv": cv_path,
-            "seed": int(seed),
-            "reason": reason or "",
-            "n": int(len(y)),
-            "events": int(y.sum()),
-            "tables": [str(t) for t in tables],
-        },
+        "fit": {"method": "L2-penalised logistic regression", "l2_penalty": penalty,
+                "penalty_cv": cv_path, "bootstrap": int(bootstrap), "seed": int(seed),
+                "n": int(len(y)), "events": int(y.sum())},
         "encoding": encoding.to_dict(),
         "intercept": float(params[0]),
         "coefficients": coefs,
     }
 
 
-COEFFICIENT_COLUMNS = ["term", "coef", "OR", "ci_low", "ci_high", "p", "note"]
-
-
-def fit_and_save(tables: list, model_path, coefficients_path, seed: int = 0, log_path=None) -> dict:
-    """Fit on the pooled training tables; write model.json, the coefficients (term, coef, OR,
-    ci_low, ci_high [of the OR], p, note) and, with ``log_path``, the penalty's
-    cross-validation path (penalty, cv_loglik; empty for a maximum-likelihood fit)."""
-    model = fit(list(tables), seed=seed)
-    Path(model_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(model_path).write_text(json.dumps(model, indent=2) + "\n")
-    write_tsv(pd.DataFrame(model["coefficients"], columns=COEFFICIENT_COLUMNS), coefficients_path)
-    if log_path is not None:
-        write_tsv(pd.DataFrame(model["fit"]["penalty_cv"], columns=["penalty", "cv_loglik"]), log_path)
+def fit(tables: list, seed: int = 0, bootstrap: int = 0) -> dict:
+    """Fit Model-Clinical-LR on the pooled training tables."""
+    if not tables:
+        raise InputError("no training tables", fix="configure at least one role: train center")
+    model = fit_frame(read_clinical_tables(tables), seed, bootstrap, where=tables[0])
+    model["fit"]["tables"] = [str(t) for t in tables]
     return model
+
+
+def oof_risks(train: pd.DataFrame, folds: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Out-of-fold risks of the training patients: each fold predicted by the procedure
+    refitted on the other folds (its own encoding and penalty)."""
+    from mtnet.seeds import derive_seed
+
+    train = train[pd.to_numeric(train["mvi"], errors="coerce").notna()].reset_index(drop=True)
+    fold = fold_of(folds, train)
+    risk = np.full(len(train), np.nan)
+    for f in sorted(set(fold)):
+        held = fold == f
+        model = fit_frame(train[~held], derive_seed(seed, MODEL_NAME, "fold", int(f)))
+        risk[held] = predict_risk(model, train[held])
+    return pd.DataFrame({"center": train["center"], "patient_id": train["patient_id"],
+                         "fold": fold, "risk": risk})
+
+
+def save(model: dict, folder, summary_path, log_path) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.json").write_text(json.dumps(model, indent=2) + "\n")
+    write_tsv(pd.DataFrame(model["coefficients"], columns=COEFFICIENT_COLUMNS), summary_path)
+    write_tsv(pd.DataFrame(model["fit"]["penalty_cv"], columns=["penalty", "cv_loglik"]), log_path)
 
 
 # ----------------------------------------------------------------------------- predicting
@@ -240,19 +206,28 @@ def predict_risk(model: dict, df: pd.DataFrame, center=None, path=None) -> np.nd
     """P(MVI) = 1 / (1 + exp(-(b0 + sum b_j x_j))) with per-unit coefficients."""
     x = Encoding.from_dict(model["encoding"]).matrix(df, center=center, path=path)
     beta = np.array([c["coef"] for c in model["coefficients"]])
-    eta = beta[0] + x @ beta[1:]
-    return 1.0 / (1.0 + np.exp(-eta))
+    return 1.0 / (1.0 + np.exp(-(beta[0] + x @ beta[1:])))
 
 
-def predict_table(model_path, table_path, center: str, role: str, out_path) -> pd.DataFrame:
-    """Risks for one center's clinical table, written with the prediction columns
-    (split = apparent for a training center, external otherwise)."""
+def predict_table(model_path, table_path, center: str, role: str, out_path, oof_path=None) -> pd.DataFrame:
+    """Risks for one center's clinical table in the predictions contract: split ``external``
+    for an external center; ``apparent`` and, from ``oof_path``, ``oof`` for a training one."""
     if role not in ROLE_SPLIT:
         raise InputError(f"unknown role {role!r} (train or external)", center=center)
     model = json.loads(Path(model_path).read_text())
-    df = read_clinical(table_path)
-    risk = predict_risk(model, df, center=center, path=table_path)
-    out = prediction_frame(df.assign(center=center), MODEL_NAME, risk, ROLE_SPLIT[role])
+    df = read_clinical(table_path).assign(center=center)
+    out = prediction_frame(df, MODEL_NAME, predict_risk(model, df, center=center, path=table_path),
+                           ROLE_SPLIT[role])
+    if role == "train" and oof_path is not None:
+        oof = read_tsv(oof_path, required=OOF_COLUMNS, what="out-of-fold risks")
+        mine = df.merge(oof[oof["center"] == center][["patient_id", "risk"]], on="patient_id",
+                        how="left")
+        if mine["risk"].isna().any():
+            pid = mine.loc[mine["risk"].isna(), "patient_id"].iloc[0]
+            raise InputError("training patient without an out-of-fold risk", center=center,
+                             patient=pid, path=oof_path, fix="re-run rule train_model")
+        out = pd.concat([out, prediction_frame(mine, MODEL_NAME, mine["risk"], "oof")],
+                        ignore_index=True)
     write_predictions(out, out_path)
     return out
 
@@ -261,15 +236,21 @@ def predict_table(model_path, table_path, center: str, role: str, out_path) -> p
 
 
 def train_model(spec, inputs: dict, outputs: dict, settings: dict, seed: int, threads: int = 1):
-    """The registry's entry point: fit on the training centers' clinical tables."""
-    folder = Path(outputs["model"])
-    folder.mkdir(parents=True, exist_ok=True)
-    return fit_and_save(list(inputs["clinical"]), folder / "model.json", outputs["summary"],
-                        seed=seed, log_path=outputs["log"])
+    """The registry's entry point: the full fit, its bootstrap CIs and the out-of-fold risks."""
+    from mtnet.config import section
+
+    settings = section("clinical_lr", settings)
+    tables = list(inputs["clinical"])
+    model = fit(tables, seed=seed, bootstrap=settings["bootstrap"])
+    oof = oof_risks(read_clinical_tables(tables), read_folds(inputs["splits"]), seed)
+    save(model, outputs["model"], outputs["summary"], outputs["log"])
+    write_tsv(oof[OOF_COLUMNS], Path(outputs["model"]) / "oof.tsv")
+    return model
 
 
 def predict_model(spec, inputs: dict, output, center: str, role: str, settings: dict,
                   threads: int = 1):
     """The registry's entry point: risks of one center."""
-    return predict_table(Path(inputs["model"]) / "model.json", inputs["clinical"], center, role,
-                         output)
+    folder = Path(inputs["model"])
+    return predict_table(folder / "model.json", inputs["clinical"], center, role, output,
+                         oof_path=folder / "oof.tsv")

@@ -72,11 +72,12 @@ MODELS: dict[str, ModelSpec] = {
             name="Model-Clinical-LR",
             family="clinical_lr",
             information="clinical",
-            inputs=("clinical",),
+            inputs=("clinical", "splits"),
             train=f"{_CLINICAL_LR}:train_model",
             predict=f"{_CLINICAL_LR}:predict_model",
-            description="multivariable logistic regression on the clinical and radiological "
-            "factors (the conventional reference)",
+            description="L2-penalised multivariable logistic regression on the clinical and "
+            "radiological factors (the conventional reference)",
+            settings="clinical_lr",
         ),
     ]
 }

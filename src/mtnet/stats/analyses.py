@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mtnet.config import section
+from mtnet.errors import InputError
 from mtnet.factors import level_order, subgroup_levels
 from mtnet.model import registry
 from mtnet.stats import api
@@ -589,13 +590,45 @@ def survival(center, preds, training_preds, model, threshold, engine) -> list[di
 # ---------------------------------------------------------------------------- entry
 
 
-def evaluate_center(center, predictions, training_predictions, tables, models, outputs, settings):
-    """All section 2.8 analyses of one center; writes the seven TSVs named in ``outputs``."""
+def _one_split(preds: dict, split, what: str) -> dict:
+    """Each model's rows of ``split`` (None: the rows as given, one per patient); a model
+    without rows of that split is left out, logged."""
+    out = {}
+    for model, df in preds.items():
+        if split is not None:
+            df = df[df["split"] == split]
+            if df.empty:
+                log.warning("%s: %s has no %s predictions: left out", what, model, split)
+                continue
+        elif df.duplicated(["center", "patient_id"]).any():
+            raise InputError(f"{model}: several splits per patient ({sorted(set(df['split']))}); "
+                             "name the split to evaluate")
+        out[model] = df.reset_index(drop=True)
+    return out
+
+
+def _training_split(preds: dict) -> dict:
+    """The training predictions thresholds are fixed on: out-of-fold where a model has them,
+    else apparent."""
+    out = {}
+    for model, df in preds.items():
+        split = "oof" if (df["split"] == "oof").any() else "apparent"
+        out[model] = df[df["split"] == split].reset_index(drop=True)
+    return out
+
+
+def evaluate_center(center, predictions, training_predictions, tables, models, outputs, settings,
+                    split=None):
+    """All section 2.8 analyses of one center on its ``split`` predictions (``external``;
+    ``oof`` or ``apparent`` for the pooled training centers; None: one row per patient as
+    given); writes the seven TSVs named in ``outputs``. Youden thresholds and the H-score
+    median come from the training centers' out-of-fold predictions (apparent where a model
+    has none)."""
     settings = section("stats", settings)
     engine = settings["engine"]
     models = list(models)
-    preds = read_predictions(predictions, models, log)
-    training = read_predictions(training_predictions, models, log)
+    preds = _one_split(read_predictions(predictions, models, log), split, center)
+    training = _training_split(read_predictions(training_predictions, models, log))
     thresholds = youden_thresholds(training, engine)
     best = registry.best_model(preds, settings["best_model"])
     log.info(
