@@ -68,6 +68,7 @@ DEFAULTS = {
     "n_C": 15,
     "C_ratio": 100.0,
     "inner_folds": 5,
+    "selection": "auc",  # auc | log_loss: the inner cross-validation's score
     "max_iter": 10000,
     "tol": 1e-6,
 }
@@ -86,6 +87,8 @@ def _settings(settings: dict | None) -> dict:
                          fix=f"use only {sorted(DEFAULTS)}")
     if s["harmonize"] not in ("none", "combat"):
         raise InputError(f"harmonize must be none or combat, not {s['harmonize']!r}")
+    if s["selection"] not in ("auc", "log_loss"):
+        raise InputError(f"selection must be auc or log_loss, not {s['selection']!r}")
     if s["correlation_method"] not in ("spearman", "pearson"):
         raise InputError(f"correlation_method must be spearman or pearson, not "
                          f"{s['correlation_method']!r}")
@@ -242,11 +245,13 @@ def _logistic(s: dict, c: float, seed: int):
 
 
 def choose_c(xs: np.ndarray, y: np.ndarray, s: dict, seed: int, name: str) -> tuple[float, list[dict]]:
-    """C with the best stratified k-fold cross-validated log-loss (ties: the smaller C).
-
-    Each inner training part is standardised with its own mean and SD before the fit.
+    """C of the grid with the best stratified k-fold cross-validated ``selection`` score:
+    ``auc`` (the AUC of the pooled inner out-of-fold linear predictors; ties: the smaller C)
+    or ``log_loss`` (mean held-out log-loss). Each inner training part is standardised with
+    its own mean and SD before the fit. Both scores are kept in the path.
     """
     from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
     grid = c_grid(xs, y, s)
@@ -254,7 +259,7 @@ def choose_c(xs: np.ndarray, y: np.ndarray, s: dict, seed: int, name: str) -> tu
         return float(grid[0]), []
     k = int(min(s["inner_folds"], y.sum(), len(y) - y.sum()))
     cv = StratifiedKFold(k, shuffle=True, random_state=derive_seed(seed, name, "inner-cv"))
-    loss = np.zeros(len(grid))
+    eta = np.zeros((len(grid), len(y)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for train, test in cv.split(xs, y):
@@ -263,11 +268,14 @@ def choose_c(xs: np.ndarray, y: np.ndarray, s: dict, seed: int, name: str) -> tu
             a, b = (xs[train] - mean) / sd, (xs[test] - mean) / sd
             for i, c in enumerate(grid):
                 clf = _logistic(s, c, derive_seed(seed, name, "liblinear")).fit(a, y[train])
-                eta = clf.intercept_[0] + b @ clf.coef_.ravel()
-                loss[i] += float(np.sum(np.logaddexp(0.0, eta) - y[test] * eta))
-    loss /= len(y)
-    path = [{"C": float(c), "cv_log_loss": float(v)} for c, v in zip(grid, loss)]
-    best = int(np.flatnonzero(loss == loss.min())[0])
+                eta[i, test] = clf.intercept_[0] + b @ clf.coef_.ravel()
+    loss = np.mean(np.logaddexp(0.0, eta) - y * eta, axis=1)
+    # an empty model predicts one value: AUC 0.5
+    auc = np.array([roc_auc_score(y, e) if np.ptp(e) > 0 else 0.5 for e in eta])
+    path = [{"C": float(c), "cv_auc": float(u), "cv_log_loss": float(v)}
+            for c, u, v in zip(grid, auc, loss)]
+    score = auc if s["selection"] == "auc" else -loss
+    best = int(np.flatnonzero(score == score.max())[0])
     return float(grid[best]), path
 
 
