@@ -13,7 +13,7 @@ import pytest
 import SimpleITK as sitk
 import yaml
 
-from conftest import REPO, VENV_BIN
+from conftest import VENV_BIN
 from mtnet.errors import InputError
 from mtnet.features import (DEFAULT_PARAMS, ID_COLUMNS, extract_center, make_extractor,
                             read_features, target_lesion, validate_params, wide_features)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
