@@ -27,9 +27,11 @@ is fitted on the training rows only and stored in the model, in this order:
    the intercept of an empty model is logit(event rate) to 4 decimals. (saga, the solver
    that also does elastic net, left the intercept of an empty model at -0.78 instead of
    -1.72 on a 112-patient test set even at tol 1e-10, so it is not used.) C is
-   chosen from a grid by stratified k-fold cross-validated log-loss on the training rows
+   chosen from a grid by stratified k-fold cross-validation on the training rows
    (k = min(inner_folds, events, non-events), folds shuffled with a seed derived from the
-   config's seed); ties go to the smaller C (the stronger penalty). The default grid is
+   config's seed), scored by ``selection``: ``auc`` (default: the AUC of the pooled inner
+   out-of-fold predictions; on the demo's 14 events the log-loss chose the empty model) or
+   ``log_loss``; ties go to the smaller C (the stronger penalty). The default grid is
    data-driven like glmnet's: from the C at which every coefficient is zero up
    ``C_ratio`` times that, ``n_C`` values log-spaced. Steps 1-4 are not refitted inside the
    inner folds (they use no outcome); the scaling is.
