@@ -239,16 +239,27 @@ def test_worker_processes_give_the_same_table_and_the_sidecar(tmp_path, lean):
     assert side["regions"]["ring"]["features"] == side["regions"]["lesion"]["features"] - 14
 
 
-def test_without_lesions_table_the_rule_is_the_longest_axial_diameter(tmp_path, lean):
+def test_the_rule_of_lesions_tsv_is_followed_and_longest_axial_by_default(tmp_path, lean):
     dirs = write_center(tmp_path, {"C1-0001": patient(4, TWO_LESIONS)})
     with_table = run(tmp_path, dirs, lean)
     without = run(tmp_path, dirs, lean, lesions=False)
     pd.testing.assert_frame_equal(with_table, without)
+    lesions = pd.read_csv(tmp_path / "lesions.tsv", sep="\t")
+    lesions["target_lesion_rule"] = "largest_volume"
+    lesions.to_csv(tmp_path / "lesions.tsv", sep="\t", index=False)
+    by_volume = run(tmp_path, dirs, lean)
+    volume = "original_shape_VoxelVolume"
+    assert by_volume.loc[0, volume] > 1.5 * with_table.loc[0, volume]  # the round, bigger one
 
 
 def test_bad_inputs_name_the_patient(tmp_path, lean):
     dirs = write_center(tmp_path, {"C1-0001": patient(5, TWO_LESIONS)})
     lesions = pd.read_csv(tmp_path / "lesions.tsv", sep="\t")
+    lesions["target_lesion_rule"] = "biggest"
+    lesions.to_csv(tmp_path / "lesions.tsv", sep="\t", index=False)
+    with pytest.raises(InputError, match="patient C1-0001.*unknown target lesion rule 'biggest'"):
+        run(tmp_path, dirs, lean)
+    lesions["target_lesion_rule"] = "largest_volume"
     lesions["n_lesions"] = 1
     lesions.to_csv(tmp_path / "lesions.tsv", sep="\t", index=False)
     with pytest.raises(InputError, match="patient C1-0001.*2 lesion.*lesions.tsv says 1"):

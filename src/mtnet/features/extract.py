@@ -83,7 +83,7 @@ _EXTRACTORS: dict = {}
 
 
 def _extractor(params_path: str, region: str):
-    key = (params_path, region)
+    key = (params_path, params_sha256(params_path), region)  # an edited file is re-read
     if key not in _EXTRACTORS:
         _EXTRACTORS[key] = make_extractor(params_path, region)
     return _EXTRACTORS[key]
@@ -101,7 +101,12 @@ def extract_patient(center: str, pid: str, image_path, tumor_path, ring_path, pa
     if not tumor.any():
         raise InputError("tumor mask is empty", center=center, patient=pid, path=tumor_path,
                          fix="provide the tumor segmentation, or exclude the patient")
-    target, n = target_lesion(tumor, image.GetSpacing()[::-1], rule)
+    try:
+        target, n = target_lesion(tumor, image.GetSpacing()[::-1], rule)
+    except KeyError:
+        raise InputError(f"unknown target lesion rule {rule!r}", center=center, patient=pid,
+                         fix="use longest_axial_diameter or largest_volume (tumor.target_lesion)"
+                         ) from None
     if n_lesions is not None and n != n_lesions:
         raise InputError(f"the tumor mask has {n} lesion(s) but lesions.tsv says {n_lesions}",
                          center=center, patient=pid, path=tumor_path,
