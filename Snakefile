@@ -21,6 +21,7 @@ include: "workflow/rules/synth.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/liver.smk"
 include: "workflow/rules/tumor.smk"
+include: "workflow/rules/features.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/stats.smk"
 

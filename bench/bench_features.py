@@ -26,7 +26,8 @@ CENTER = "YPH"
 def _prepare(root: Path) -> dict:
     from mtnet.io import ingest_center
     from mtnet.synth import write_center
-    from mtnet.tumor import DEFAULTS, process_center
+    from mtnet.config import section
+    from mtnet.tumor import process_center
 
     write_center({"preset": "demo", "center": CENTER, "role": "train"}, 20211028,
                  root / "data", root / "truth")
@@ -40,7 +41,7 @@ def _prepare(root: Path) -> dict:
     process_center(CENTER, {"images": outputs["images"], "tumor": outputs["tumor"],
                             "liver": outputs["liver"], "clinical": outputs["clinical"]},
                    {"lesions": str(tumor / "lesions.tsv"), "roi": str(tumor / "roi"),
-                    "rings": str(tumor / "rings")}, DEFAULTS)
+                    "rings": str(tumor / "rings")}, section("tumor"))
     return {"images": Path(outputs["images"]), "tumor": Path(outputs["tumor"]),
             "rings": tumor / "rings", "lesions": tumor / "lesions.tsv"}
 
@@ -48,7 +49,9 @@ def _prepare(root: Path) -> dict:
 def run() -> dict:
     import SimpleITK as sitk
 
-    from mtnet.features import DEFAULT_PARAMS, extract_patient
+    from mtnet.features import extract_patient
+
+    DEFAULT_PARAMS = REPO / "config" / "radiomics.yaml"
     from mtnet.features.extract import read_target_rules
 
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None

@@ -15,7 +15,8 @@ import yaml
 
 from conftest import VENV_BIN
 from mtnet.errors import InputError
-from mtnet.features import (DEFAULT_PARAMS, ID_COLUMNS, extract_center, make_extractor,
+from conftest import REPO
+from mtnet.features import (ID_COLUMNS, extract_center, make_extractor,
                             read_features, target_lesion, validate_params, wide_features)
 from mtnet.tumor import measure
 
@@ -31,6 +32,8 @@ featureClass:
 setting: {binWidth: 25, resampledPixelSpacing: [2.0, 2.0, 2.0], interpolator: sitkLinear,
           additionalInfo: false, label: 1}
 """
+
+DEFAULT_PARAMS = REPO / "config" / "radiomics.yaml"
 
 
 def _ball(centre_zyx, radii_zyx):

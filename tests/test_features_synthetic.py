@@ -15,12 +15,16 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from mtnet.features import DEFAULT_PARAMS, ID_COLUMNS, extract_center, wide_features
+from conftest import REPO
+from mtnet.config import section
+from mtnet.features import ID_COLUMNS, extract_center, wide_features
 from mtnet.io import ingest_center
 from mtnet.synth import write_center
-from mtnet.tumor import DEFAULTS, process_center
+from mtnet.tumor import process_center
 
 pytestmark = pytest.mark.slow
+
+DEFAULT_PARAMS = REPO / "config" / "radiomics.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,7 @@ def tiny_ta(tmp_path_factory):
     process_center("TA", {"images": outputs["images"], "tumor": outputs["tumor"],
                           "liver": outputs["liver"], "clinical": outputs["clinical"]},
                    {"lesions": str(tumor / "lesions.tsv"), "roi": str(tumor / "roi"),
-                    "rings": str(tumor / "rings")}, {**DEFAULTS, "roi_grid": [24, 24, 24]})
+                    "rings": str(tumor / "rings")}, section("tumor", {"roi_grid": [24, 24, 24]}))
     table = extract_center("TA", outputs["images"], outputs["tumor"], tumor / "rings",
                            tumor / "lesions.tsv", DEFAULT_PARAMS,
                            root / "features" / "radiomics.tsv", root / "features" / "radiomics.json")

@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from mtnet.errors import InputError
+from mtnet.config import section
 from mtnet.model import radiomics_lr as rl
 
 INFORMATIVE = {"f00": 1.2, "f01": -1.0, "f02": 0.9}
@@ -104,7 +105,7 @@ def test_l1_selects_the_informative_features_through_center_offsets():
     for f, b in signal.items():
         assert np.sign(sel[f]) == np.sign(b)
     # the penalty was chosen by the inner cross-validation over the data-driven grid
-    assert len(model["C_path"]) == rl.DEFAULTS["n_C"] and model["C"] in [r["C"] for r in model["C_path"]]
+    assert len(model["C_path"]) == section("features")["model"]["n_C"] and model["C"] in [r["C"] for r in model["C_path"]]
     assert roc_auc_score(y, rl.predict(model, df)) > 0.8
 
 
@@ -229,9 +230,9 @@ def test_bad_inputs_are_one_line_errors():
         rl.fit(df, np.r_[y[:-1], 2])
     with pytest.raises(InputError, match="too few"):
         rl.fit(df, np.r_[1, np.zeros(len(y) - 1, int)])
-    with pytest.raises(InputError, match="harmonize must be"):
+    with pytest.raises(InputError, match="features.harmonize: 'z-score' is not one of none, combat"):
         rl.fit(df, y, settings={"harmonize": "z-score"})
-    with pytest.raises(InputError, match="unknown radiomics model setting"):
+    with pytest.raises(InputError, match="features.model.*unknown key 'lambda'"):
         rl.fit(df, y, settings={"lambda": 1})
     model = rl.fit(df, y, settings={"C_grid": [1.0]})
     with pytest.raises(InputError, match="feature.*absent"):

@@ -131,6 +131,25 @@ def get_tumor_input(wildcards):
     }
 
 
+def workflow_file(path):
+    """A relative path from the working directory, else from the workflow's own folder (the
+    files the workflow ships, such as config/radiomics.yaml, also under `snakemake -d`)."""
+    if Path(path).is_absolute() or Path(path).exists():
+        return path
+    return str(Path(workflow.basedir) / path)
+
+
+def get_features_input(wildcards):
+    center = wildcards.center
+    return {
+        "images": ingested(center, "images"),
+        "tumor": ingested(center, "tumor"),
+        "rings": f"results/tumor/{center}/rings",
+        "lesions": f"results/tumor/{center}/lesions.tsv",
+        "params": workflow_file(config["features"]["params"]),
+    }
+
+
 # ------------------------------------------------------------------ models and statistics
 
 
@@ -148,7 +167,11 @@ SPLIT_FILE = "results/splits/folds.tsv"
 def model_inputs(model, centers, training=True):
     """What a registered model reads of the stages before it, for these centers (the split
     file only for training)."""
-    paths = {"clinical": get_clinical_tables(centers), "splits": SPLIT_FILE}
+    paths = {
+        "clinical": get_clinical_tables(centers),
+        "features": [f"results/features/{c}/radiomics.tsv" for c in centers],
+        "splits": SPLIT_FILE,
+    }
     kinds = [k for k in registry.get(model).inputs if training or k != "splits"]
     return {kind: paths[kind] for kind in kinds}
 

@@ -8,13 +8,13 @@ with the parameters of ``config/radiomics.yaml``; it writes
 training centers); Model-Radiomics (``mtnet.model.radiomics_lr``) uses both.
 """
 
-from mtnet.features.extract import (DEFAULT_PARAMS, ID_COLUMNS, extract_center,
+from mtnet.features.extract import (ID_COLUMNS, extract_center,
                                     extract_patient, read_features, target_lesion,
                                     wide_features)
 from mtnet.features.params import REGIONS, make_extractor, params_sha256, validate_params
 
 __all__ = [
-    "DEFAULT_PARAMS", "ID_COLUMNS", "REGIONS", "extract_center", "extract_patient",
+    "ID_COLUMNS", "REGIONS", "extract_center", "extract_patient",
     "make_extractor", "params_sha256", "read_features", "target_lesion", "validate_params",
     "wide_features",
 ]

@@ -16,20 +16,14 @@ import SimpleITK as sitk
 from mtnet.errors import InputError
 from mtnet.features.params import (RING_EXCLUDED_CLASSES, REGIONS, make_extractor,
                                    params_sha256, validate_params)
-from mtnet.liver.grid import NIFTI, mask_image, patient_ids, read_mask
+from mtnet.imaging import NIFTI, array_image, patient_ids, read_mask
+from mtnet.tables import read_tsv, write_tsv
 from mtnet.tumor import measure
 
 log = logging.getLogger(__name__)
 
 ID_COLUMNS = ["patient_id", "region", "reason"]
 DEFAULT_RULE = "longest_axial_diameter"
-DEFAULT_PARAMS = Path(__file__).resolve().parents[3] / "config" / "radiomics.yaml"
-
-
-def _write_tsv(df: pd.DataFrame, path) -> None:
-    # mtnet.tables.write_tsv once it exists on this branch: same convention (NA, no index)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path, sep="\t", index=False, na_rep="NA")
 
 
 # ------------------------------------------------------------------ one patient
@@ -111,7 +105,7 @@ def extract_patient(center: str, pid: str, image_path, tumor_path, ring_path, pa
         raise InputError(f"the tumor mask has {n} lesion(s) but lesions.tsv says {n_lesions}",
                          center=center, patient=pid, path=tumor_path,
                          fix="re-run the tumor stage on the current ingest outputs")
-    masks = {"lesion": mask_image(target, image), "ring": ring_img}
+    masks = {"lesion": array_image(target, image), "ring": ring_img}
     records = []
     for region in REGIONS:
         if not sitk.GetArrayViewFromImage(masks[region]).any():
@@ -169,18 +163,14 @@ def _columns(records: list[dict]) -> list[str]:
 
 def read_target_rules(lesions_tsv, center: str) -> dict[str, tuple[str, int]]:
     """patient_id -> (target_lesion_rule, n_lesions) of the tumor stage's lesions.tsv."""
-    table = pd.read_csv(lesions_tsv, sep="\t", dtype={"patient_id": str}, na_values=["NA"],
-                        keep_default_na=False)
-    for column in ("patient_id", "target_lesion_rule", "n_lesions"):
-        if column not in table.columns:
-            raise InputError("lesions table lacks a column", center=center, path=lesions_tsv,
-                             column=column, fix="re-run the tumor stage")
+    table = read_tsv(lesions_tsv, required=("patient_id", "target_lesion_rule", "n_lesions"),
+                     what="lesions table")
     return {pid: (str(rule), int(n)) for pid, rule, n in
             zip(table["patient_id"], table["target_lesion_rule"], table["n_lesions"])}
 
 
-def extract_center(center: str, images_dir, tumor_dir, rings_dir, lesions_tsv=None,
-                   params_path=DEFAULT_PARAMS, out_tsv=None, sidecar_path=None,
+def extract_center(center: str, images_dir, tumor_dir, rings_dir, lesions_tsv, params_path,
+                   out_tsv=None, sidecar_path=None,
                    threads: int = 1) -> pd.DataFrame:
     """pyradiomics features of every ingested patient of a center: target lesion and ring.
 
@@ -233,7 +223,7 @@ def extract_center(center: str, images_dir, tumor_dir, rings_dir, lesions_tsv=No
                      **{c: r["values"].get(c, np.nan) for c in columns}})
     table = pd.DataFrame(rows, columns=ID_COLUMNS + columns)
     if out_tsv is not None:
-        _write_tsv(table, out_tsv)
+        write_tsv(table, out_tsv)
     if sidecar_path is not None:
         write_sidecar(sidecar_path, center, params_path, params, table)
     log.info("center %s: %d patient(s), %d feature column(s), %d region(s) with NA", center,
@@ -275,16 +265,8 @@ def write_sidecar(path, center: str, params_path, params: dict, table: pd.DataFr
 
 def read_features(path, center: str | None = None) -> pd.DataFrame:
     """A center's radiomics.tsv (long: one row per patient and region)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("radiomics features not found", center=center, path=path,
-                         fix="run the features stage")
-    df = pd.read_csv(path, sep="\t", dtype={"patient_id": str, "region": str, "reason": str},
-                     na_values=["NA"], keep_default_na=False)
-    for column in ID_COLUMNS:
-        if column not in df.columns:
-            raise InputError("radiomics table lacks a column", center=center, path=path,
-                             column=column, fix="re-run the features stage")
+    df = read_tsv(path, text_columns=("patient_id", "region", "reason"), required=ID_COLUMNS,
+                  what="radiomics features table")
     df["reason"] = df["reason"].fillna("")
     return df
 

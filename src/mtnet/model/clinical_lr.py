@@ -36,23 +36,15 @@ import pandas as pd
 
 from mtnet.errors import InputError
 from mtnet.factors import Encoding
+from mtnet.model.predictions import OOF_COLUMNS, ROLE_SPLIT, oof_frame, write_center_predictions
 from mtnet.model.splits import fold_of, read_folds, stratified_folds
-from mtnet.tables import (
-    prediction_frame,
-    read_clinical,
-    read_clinical_tables,
-    read_tsv,
-    write_predictions,
-    write_tsv,
-)
+from mtnet.tables import read_clinical, read_clinical_tables, write_tsv
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "Model-Clinical-LR"
 PENALTY_GRID = np.logspace(-2, 3, 21)
 COEFFICIENT_COLUMNS = ["term", "coef", "OR", "ci_low", "ci_high", "p", "note"]
-OOF_COLUMNS = ["center", "patient_id", "fold", "risk"]
-ROLE_SPLIT = {"train": "apparent", "external": "external"}
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -187,8 +179,7 @@ def oof_risks(train: pd.DataFrame, folds: pd.DataFrame, seed: int) -> pd.DataFra
         held = fold == f
         model = fit_frame(train[~held], derive_seed(seed, MODEL_NAME, "fold", int(f)))
         risk[held] = predict_risk(model, train[held])
-    return pd.DataFrame({"center": train["center"], "patient_id": train["patient_id"],
-                         "fold": fold, "risk": risk})
+    return oof_frame(train, fold, risk)
 
 
 def save(model: dict, folder, summary_path, log_path) -> None:
@@ -215,21 +206,9 @@ def predict_table(model_path, table_path, center: str, role: str, out_path, oof_
     if role not in ROLE_SPLIT:
         raise InputError(f"unknown role {role!r} (train or external)", center=center)
     model = json.loads(Path(model_path).read_text())
-    df = read_clinical(table_path).assign(center=center)
-    out = prediction_frame(df, MODEL_NAME, predict_risk(model, df, center=center, path=table_path),
-                           ROLE_SPLIT[role])
-    if role == "train" and oof_path is not None:
-        oof = read_tsv(oof_path, required=OOF_COLUMNS, what="out-of-fold risks")
-        mine = df.merge(oof[oof["center"] == center][["patient_id", "risk"]], on="patient_id",
-                        how="left")
-        if mine["risk"].isna().any():
-            pid = mine.loc[mine["risk"].isna(), "patient_id"].iloc[0]
-            raise InputError("training patient without an out-of-fold risk", center=center,
-                             patient=pid, path=oof_path, fix="re-run rule train_model")
-        out = pd.concat([out, prediction_frame(mine, MODEL_NAME, mine["risk"], "oof")],
-                        ignore_index=True)
-    write_predictions(out, out_path)
-    return out
+    df = read_clinical(table_path)
+    risk = predict_risk(model, df, center=center, path=table_path)
+    return write_center_predictions(df, MODEL_NAME, risk, center, role, out_path, oof_path)
 
 
 # ----------------------------------------------------------------------------- registry

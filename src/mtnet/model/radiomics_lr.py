@@ -1,5 +1,5 @@
 """Model-Radiomics and Model-Radiomics-CR: handcrafted radiomics (mtnet.features) and a
-penalised logistic regression, the baseline beyond the paper (DESIGN.md section 3).
+penalised logistic regression, the baseline beyond the paper (docs/design.md section 3).
 
 Model-Radiomics uses the pyradiomics features of the target lesion and the peritumoral
 ring; Model-Radiomics-CR the same plus the encoded clinical and radiological factors (a
@@ -53,27 +53,13 @@ import pandas as pd
 
 from mtnet.errors import InputError
 from mtnet.seeds import derive_seed
+from mtnet.tables import write_tsv
 
 log = logging.getLogger(__name__)
 
 MODEL_RADIOMICS = "Model-Radiomics"
 MODEL_RADIOMICS_CR = "Model-Radiomics-CR"
 ID_COLUMNS = ("patient_id", "center")
-DEFAULTS = {
-    "harmonize": "combat",  # none | combat
-    "combat_eb": True,
-    "max_missing_fraction": 0.1,
-    "max_mode_fraction": 0.9,
-    "correlation_threshold": 0.9,
-    "correlation_method": "spearman",  # spearman | pearson
-    "C_grid": None,  # None: data-driven (n_C values from the all-zero C up C_ratio times)
-    "n_C": 15,
-    "C_ratio": 100.0,
-    "inner_folds": 5,
-    "selection": "auc",  # auc | log_loss: the inner cross-validation's score
-    "max_iter": 10000,
-    "tol": 1e-6,
-}
 INTERCEPT_SCALING = 1e4
 
 
@@ -82,19 +68,17 @@ def model_name(clinical) -> str:
 
 
 def _settings(settings: dict | None) -> dict:
-    s = {**DEFAULTS, **(settings or {})}
-    unknown = sorted(set(s) - set(DEFAULTS))
-    if unknown:
-        raise InputError(f"unknown radiomics model setting(s) {unknown}",
-                         fix=f"use only {sorted(DEFAULTS)}")
-    if s["harmonize"] not in ("none", "combat"):
-        raise InputError(f"harmonize must be none or combat, not {s['harmonize']!r}")
-    if s["selection"] not in ("auc", "log_loss"):
-        raise InputError(f"selection must be auc or log_loss, not {s['selection']!r}")
-    if s["correlation_method"] not in ("spearman", "pearson"):
-        raise InputError(f"correlation_method must be spearman or pearson, not "
-                         f"{s['correlation_method']!r}")
-    return s
+    """The pipeline's settings with the schema's defaults (config ``features.model``, plus
+    ``harmonize`` from ``features``)."""
+    from mtnet.config import ConfigError, section
+
+    s = dict(settings or {})
+    harmonize = s.pop("harmonize", None)
+    try:
+        full = section("features", {"model": s, **({"harmonize": harmonize} if harmonize else {})})
+    except ConfigError as err:
+        raise InputError(str(err)) from None
+    return {**full["model"], "harmonize": full["harmonize"]}
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -440,7 +424,7 @@ def save(model: dict, folder) -> dict:
     rows += [{"term": t["term"], "kind": t["kind"], "coef_per_sd": t["coef_per_sd"],
               "mean": t["mean"], "sd": t["sd"], "selected": int(t["coef_per_sd"] != 0)}
              for t in model["terms"]]
-    pd.DataFrame(rows).to_csv(paths["coefficients"], sep="\t", index=False, na_rep="NA")
+    write_tsv(pd.DataFrame(rows), paths["coefficients"])
     fate = {d["feature"]: d for d in model["dropped"]}
     entered = {t["term"] for t in model["terms"]}
     rows = []
@@ -450,8 +434,7 @@ def save(model: dict, folder) -> dict:
         elif f in fate:
             rows.append({"feature": f, "status": "dropped", "step": fate[f]["step"],
                          "reason": fate[f]["reason"]})
-    pd.DataFrame(rows, columns=["feature", "status", "step", "reason"]).to_csv(
-        paths["features"], sep="\t", index=False, na_rep="NA")
+    write_tsv(pd.DataFrame(rows, columns=["feature", "status", "step", "reason"]), paths["features"])
     return paths
 
 
@@ -474,9 +457,9 @@ def fit_predict_oof(features: pd.DataFrame, clinical, y, folds: pd.DataFrame, *,
     fold the whole chain (imputation, filters, ComBat, correlation filter, scaling, penalty
     choice, fit) is fitted on the other folds and predicts the held-out one. ``clinical``:
     None (Model-Radiomics), a matrix aligned with ``features``, or a callable
-    ``(train_index, test_index) -> (train_matrix, test_matrix)`` that fits the clinical
-    encoding on the training part only. Returns patient_id, center, fold, risk in the order
-    of ``features``.
+    ``(train_index, test_index) -> (train_matrix, test_matrix[, names])`` that fits the
+    clinical encoding on the training part only (with the names when they differ by fold).
+    Returns patient_id, center, fold, risk in the order of ``features``.
     """
     for column in ("center", "patient_id", "fold"):
         if column not in folds.columns:
@@ -500,15 +483,101 @@ def fit_predict_oof(features: pd.DataFrame, clinical, y, folds: pd.DataFrame, *,
     for k in sorted(set(fold), key=str):
         test = np.flatnonzero(fold == k)
         train = np.flatnonzero(fold != k)
+        fold_names = names
         if callable(clinical):
-            c_train, c_test = clinical(train, test)
+            # the encoding refitted on this fold's training part may name other columns
+            c_train, c_test, *more = clinical(train, test)
+            fold_names = more[0] if more else names
         elif clinical is not None:
             c_all = np.asarray(clinical, float)
             c_train, c_test = c_all[train], c_all[test]
         else:
             c_train = c_test = None
-        model = fit(features.iloc[train].reset_index(drop=True), y[train], c_train, names,
+        model = fit(features.iloc[train].reset_index(drop=True), y[train], c_train, fold_names,
                     settings, derive_seed(seed, "oof", k))
         risk[test] = predict(model, features.iloc[test].reset_index(drop=True), c_test)
     return pd.DataFrame({"patient_id": features["patient_id"].to_numpy(),
                          "center": features["center"].to_numpy(), "fold": fold, "risk": risk})
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def _center_of(path) -> str:
+    """A features table's center: results/features/{center}/radiomics.tsv."""
+    return Path(path).parent.name
+
+
+def _patients(feature_paths, clinical_paths) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The wide features and the clinical rows of the same patients, in the same order."""
+    from mtnet.features import wide_features
+    from mtnet.tables import read_clinical_tables
+
+    wide = wide_features({_center_of(p): p for p in feature_paths})
+    clin = read_clinical_tables(clinical_paths)
+    both = wide[["center", "patient_id"]].merge(clin, on=["center", "patient_id"], how="left",
+                                                indicator=True)
+    lost = both[both["_merge"] != "both"]
+    if len(lost):
+        raise InputError("patient has features but no clinical row", center=lost["center"].iloc[0],
+                         patient=lost["patient_id"].iloc[0], fix="re-run the features stage")
+    return wide, both.drop(columns="_merge")
+
+
+def _encoded(spec, train_clin, other=None):
+    """Model-Radiomics-CR's clinical block: the factors encoded (fitted on ``train_clin``) and
+    standardised; None for Model-Radiomics."""
+    if not spec.options.get("clinical"):
+        return None, None, None
+    from mtnet.factors import Encoding
+
+    enc = Encoding.fit(train_clin)
+    rows = [enc.standardized(train_clin)] + ([enc.standardized(other)] if other is not None else [])
+    return enc, rows, enc.names
+
+
+def train_model(spec, inputs: dict, outputs: dict, settings: dict, seed: int, threads: int = 1):
+    """The registry's entry point: the fit on the training centers and the out-of-fold risks
+    from the split file (every step, the clinical encoding included, refitted per fold)."""
+    from mtnet.model.predictions import oof_frame
+    from mtnet.model.splits import read_folds
+
+    wide, clin = _patients(inputs["features"], inputs["clinical"])
+    y = pd.to_numeric(clin["mvi"], errors="coerce")
+    keep = y.notna().to_numpy()
+    wide, clin, y = wide[keep].reset_index(drop=True), clin[keep].reset_index(drop=True), y[keep].to_numpy()
+    model_settings = dict(settings.get("model") or {}, harmonize=settings.get("harmonize", "combat"))
+    enc, rows, names = _encoded(spec, clin)
+    model = fit(wide, y, rows[0] if rows else None, names, model_settings, seed)
+    if enc is not None:
+        model["encoding"] = enc.to_dict()
+
+    def clinical(train_idx, test_idx):
+        _, (a, b), fold_names = _encoded(spec, clin.iloc[train_idx], clin.iloc[test_idx])
+        return a, b, fold_names
+
+    oof = fit_predict_oof(wide, clinical if enc is not None else None, y, read_folds(inputs["splits"]),
+                          clinical_names=names, settings=model_settings, seed=seed)
+    folder = Path(outputs["model"])
+    paths = save(model, folder)
+    write_tsv(oof_frame(oof, oof["fold"], oof["risk"]), folder / "oof.tsv")
+    coef = pd.read_csv(paths["coefficients"], sep="\t")
+    write_tsv(coef[coef["selected"] == 1], outputs["summary"])
+    write_tsv(pd.DataFrame(model["C_path"]), outputs["log"])
+    return model
+
+
+def predict_model(spec, inputs: dict, output, center: str, role: str, settings: dict,
+                  threads: int = 1):
+    """The registry's entry point: risks of one (whole) center."""
+    from mtnet.factors import Encoding
+    from mtnet.model.predictions import write_center_predictions
+
+    folder = Path(inputs["model"])
+    model = load(folder)
+    wide, clin = _patients([inputs["features"]], [inputs["clinical"]])
+    clinical = (Encoding.from_dict(model["encoding"]).standardized(clin, center=center)
+                if "encoding" in model else None)
+    risk = predict(model, wide, clinical)
+    return write_center_predictions(clin, model["model"], risk, center, role, output,
+                                    oof_path=folder / "oof.tsv")

@@ -64,6 +64,7 @@ class ModelSpec:
 
 
 _CLINICAL_LR = "mtnet.model.clinical_lr"
+_RADIOMICS = "mtnet.model.radiomics_lr"
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -78,6 +79,29 @@ MODELS: dict[str, ModelSpec] = {
             description="L2-penalised multivariable logistic regression on the clinical and "
             "radiological factors (the conventional reference)",
             settings="clinical_lr",
+        ),
+        ModelSpec(
+            name="Model-Radiomics",
+            family="radiomics",
+            information="image",
+            inputs=("features", "clinical", "splits"),
+            train=f"{_RADIOMICS}:train_model",
+            predict=f"{_RADIOMICS}:predict_model",
+            description="handcrafted radiomics (pyradiomics, lesion and ring; ComBat across "
+            "centers) and an L1-penalised logistic regression",
+            settings="features",
+            options={"clinical": False},
+        ),
+        ModelSpec(
+            name="Model-Radiomics-CR",
+            family="radiomics",
+            information="both",
+            inputs=("features", "clinical", "splits"),
+            train=f"{_RADIOMICS}:train_model",
+            predict=f"{_RADIOMICS}:predict_model",
+            description="Model-Radiomics plus the encoded clinical and radiological factors",
+            settings="features",
+            options={"clinical": True},
         ),
     ]
 }

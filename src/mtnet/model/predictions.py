@@ -1,0 +1,47 @@
+"""A center's predictions in the contract, shared by every model family: ``external`` rows
+for an external center; for a training center, the fitted model's ``apparent`` rows and the
+``oof`` rows its training step wrote (``model/oof.tsv``: center, patient_id, fold, risk)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mtnet.errors import InputError
+from mtnet.tables import prediction_frame, read_tsv, write_predictions
+
+OOF_COLUMNS = ["center", "patient_id", "fold", "risk"]
+ROLE_SPLIT = {"train": "apparent", "external": "external"}
+
+
+def write_center_predictions(patients: pd.DataFrame, model: str, risk, center: str, role: str,
+                             out_path, oof_path=None, h_score=None, oof_h_score=None) -> pd.DataFrame:
+    """Write one center's rows; ``patients`` (its clinical table) give IDs and outcomes."""
+    if role not in ROLE_SPLIT:
+        raise InputError(f"unknown role {role!r} (train or external)", center=center)
+    patients = patients.assign(center=center)
+    out = prediction_frame(patients, model, risk, ROLE_SPLIT[role], h_score)
+    if role == "train" and oof_path is not None:
+        oof = read_tsv(oof_path, required=OOF_COLUMNS, what="out-of-fold risks")
+        cols = ["patient_id", "risk"] + (["h_score"] if "h_score" in oof else [])
+        mine = patients.drop(columns=[c for c in cols if c != "patient_id" and c in patients]).merge(
+            oof[oof["center"] == center][cols], on="patient_id", how="left")
+        if mine["risk"].isna().any():
+            pid = mine.loc[mine["risk"].isna(), "patient_id"].iloc[0]
+            raise InputError("training patient without an out-of-fold risk", center=center,
+                             patient=pid, path=oof_path, fix="re-run rule train_model")
+        rows = prediction_frame(mine, model, mine["risk"], "oof",
+                                mine["h_score"] if "h_score" in mine else None)
+        out = pd.concat([out, rows], ignore_index=True)
+    write_predictions(out, out_path)
+    return out
+
+
+def oof_frame(patients: pd.DataFrame, fold, risk, h_score=None) -> pd.DataFrame:
+    """The rows of ``model/oof.tsv``."""
+    out = pd.DataFrame({"center": patients["center"].to_numpy(),
+                        "patient_id": patients["patient_id"].to_numpy(),
+                        "fold": np.asarray(fold, int), "risk": np.asarray(risk, float)})
+    if h_score is not None:
+        out["h_score"] = np.asarray(h_score, float)
+    return out
