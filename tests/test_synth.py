@@ -115,13 +115,14 @@ def test_paper_preset_event_counts_exact_per_center(paper_tables):
     assert train.loc[train["mvi"] == 1, "risk_true"].mean() > 1.5 * train.loc[train["mvi"] == 0, "risk_true"].mean()
 
 
-@pytest.mark.parametrize("role,rate", [("train", 35 / 281), ("external", 10 / 85)])
+@pytest.mark.parametrize("role,rate", [("train", 35 / 281), ("external", 10 / 85), ("external", 235 / 2000)])
 def test_ceilings_near_targets(role, rate):
+    # the images carry the paper's added value: clinical 0.77, image 0.80, both 0.87 (±0.02)
     auc = population_model(role, round(rate, 6), SEED)["auc"]
-    targets = {"clinical": 0.80, "image": 0.72, "both": 0.88}
+    targets = {"clinical": 0.77, "image": 0.80, "both": 0.87}
     for info, target in targets.items():
-        assert abs(auc[info] - target) <= 0.03, (info, auc[info])
-    assert auc["both"] > auc["clinical"] > auc["image"]
+        assert abs(auc[info] - target) <= 0.02, (info, auc[info])
+    assert auc["both"] - auc["clinical"] >= 0.08 and auc["both"] - auc["image"] >= 0.05
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
