@@ -154,6 +154,15 @@ def test_same_seed_same_bytes_other_seed_differs(dicom_center, tmp_path):
     assert other["truth/liver_masks/TB-0001.nii.gz"] != same["truth/liver_masks/TB-0001.nii.gz"]
 
 
+def test_nifti_center_same_seed_same_bytes(tmp_path):
+    settings = {**SMALL, "n_patients": 3, "center": "TA", "role": "train"}
+    for run in ("a", "b"):
+        write_center(settings, SEED, tmp_path / run / "data", tmp_path / run / "truth")
+    first, second = _tree_digest(tmp_path / "a"), _tree_digest(tmp_path / "b")
+    assert "data/images/TA-0001.nii.gz" in first and "truth/ceilings.json" in first
+    assert first == second
+
+
 def test_dicom_series_loads_at_scanner_spacing(dicom_center):
     data = dicom_center / "data"
     truth_liver = sitk.ReadImage(str(dicom_center / "truth" / "liver_masks" / "TB-0002.nii.gz"))
