@@ -340,14 +340,16 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
         tumor[sl] |= in_tumor
         if i == 0:
             target = (u[in_tumor], v[in_tumor])
-        # mosaic: quantised smooth noise inside the tumor
-        noise = gaussian_filter(rng.standard_normal(in_tumor.shape).astype(np.float32), 3.0 / np.array(sp[::-1]))
-        noise /= noise.std() + 1e-6
-        mosaic = np.round(np.clip(noise, -1.5, 1.5) * 1.2) / 1.8
-        tex = texture[sl]
+        # mosaic: quantised smooth noise inside the tumor (drawn on its bounding box only)
         inner = in_tumor & ~rim  # the capsule is an even rim
-        tex[inner] = ((10 + 40 * het) * mosaic)[inner]
-        texture[sl] = tex
+        if inner.any():
+            bb = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(inner))
+            noise = gaussian_filter(rng.standard_normal(inner[bb].shape).astype(np.float32), 3.0 / np.array(sp[::-1]))
+            noise /= noise.std() + 1e-6
+            mosaic = np.round(np.clip(noise, -1.5, 1.5) * 1.2) / 1.8
+            tex = texture[sl][bb]
+            tex[inner[bb]] = ((10 + 40 * het) * mosaic)[inner[bb]]
+            texture[sl][bb] = tex
 
     # vessel contact of the target lesion: a portal branch along its w axis whose wall is
     # ``gap`` mm from the drawn (carved) surface, on the side with more liver around it
