@@ -23,6 +23,9 @@ from mtnet.tables import write_tsv
 
 log = logging.getLogger(__name__)
 
+# information set -> the truth column of its Bayes risk (as in ceilings.json's "auc")
+IN_CENTER = {"clinical": "risk_clinical", "image": "risk_image", "both": "risk_true"}
+
 _FIRST = ["Wei", "Lin", "Chen", "Huang", "Zhou", "Wu", "Xu", "Sun", "Ma", "Zhu", "Hu", "Guo"]
 _GIVEN = ["Ming", "Hua", "Jun", "Li", "Fang", "Qiang", "Yan", "Ping", "Hong", "Jie", "Tao"]
 
@@ -167,7 +170,11 @@ def write_center(settings: dict, seed: int, data_dir, truth_dir) -> pd.DataFrame
     record = ceilings_record(role, rate, seed)
     record.update(center=center, preset=settings["preset"], seed=seed,
                   n_patients=cp.n_patients, n_events=int(df["mvi"].sum()),
-                  auc_in_center={k: _auc(df["mvi"], df[f"risk_{k}"]) for k in ("clinical", "image", "true")})
+                  auc_in_center={k: _auc(df["mvi"], df[col]) for k, col in IN_CENTER.items()},
+                  auc_in_center_method=(
+                      "AUC of each information set's Bayes risk on this centre's own patients and "
+                      "drawn outcomes (truth/patients.tsv: " + ", ".join(f"{k} = {c}" for k, c in IN_CENTER.items())
+                      + "): a model's AUC on the centre is compared with these paired, on the same patients"))
     (truth_dir / "ceilings.json").write_text(json.dumps(record, indent=2) + "\n")
     (truth_dir / "README.txt").write_text(readme + "Ground truth: never read by training code.\n")
     return truth

@@ -9,13 +9,15 @@ around the body centre; arrays are (z, y, x).
 Image traits (standard normal, from the generative model) map to visible features through
 s(t) = expit(1.2 t) ∈ (0, 1):
 
-- heterogeneity → amplitude of a mosaic of compartments inside the tumor (10 + 40 s HU);
-- margin irregularity → lobulated carving of the tumor surface (depth 35 s % of the radius,
+- heterogeneity → amplitude of a mosaic of compartments inside the tumor (10 + 40 s HU), and
+  the washout (tumor = liver × the enhancement ratio's mean + slope · t);
+- margin irregularity → lobulated carving of the tumor surface (depth 45 s % of the radius,
   zero at the long-axis tips so the longest axial diameter stays the table's);
 - anti-corona → a 5 mm peritumoral ring, 40 s HU below the parenchyma;
-- capsule → an enhancing rim (2 mm, at least one voxel), liver + 50 s HU;
-- vessel contact → a portal branch passing at 12 − 16 s mm from the tumor surface
-  (negative: abutting/indenting).
+- capsule → an enhancing rim (the drawn surface's outermost voxel layer), liver + 50 s HU;
+- vessel contact → a 4 mm portal branch whose wall passes 12 − 16 s mm from the drawn
+  surface (≤ 0: abutting), on the side with more liver; every other vessel keeps 16 mm
+  away from every lesion.
 
 The target lesion is an ellipsoid whose longest in-plane semi-axis is max_diameter_mm / 2;
 other lesions are smaller (20–60% of it), apart from it. The liver contains every lesion
@@ -27,8 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import binary_erosion, gaussian_filter
 from scipy.special import expit
+
+from mtnet.synth.model import ENHANCEMENT_RATIO
 
 LABELS = {
     "air": 0, "fat": 1, "muscle": 2, "bone": 3, "lung": 4, "heart": 5, "aorta": 6, "ivc": 7,
@@ -46,6 +50,12 @@ ARTERIAL_HU = dict(
     PORTAL_HU, heart=260, aorta=320, ivc=90, liver=70, portal=120, hepatic=75, spleen=135,
     kidney=230, tumor=125, capsule=70, ring=70,
 )
+
+# margin carving depth (fraction of the radius at s = 1); clearance of other vessels around
+# every lesion (beyond the largest vessel-contact gap, 12 mm); the contact vessel's radius
+MARGIN_DEPTH = 0.45
+CLEAR_MM = 16.0
+VESSEL_RADIUS_MM = 4.0
 
 
 @dataclass
@@ -306,42 +316,52 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
     cap = _s(row["trait_capsule"])
     ring = _s(row["trait_anti_corona"])
     for i, (c, axs, R) in enumerate(lesions):
-        half = axs.max() + 8
+        half = axs.max() + CLEAR_MM + 2
         sl = grid.box(c, np.full(3, half))
         u, v, w = grid.local(sl, c, R)
         q = np.sqrt((u / axs[0]) ** 2 + (v / axs[1]) ** 2 + (w / axs[2]) ** 2) + 1e-6
         cos2 = (u / axs[0]) ** 2 / q**2
-        lobes = 0.5 + 0.5 * np.sin(rng.integers(3, 7) * np.arctan2(v / axs[1], u / axs[0]) + rng.uniform(0, 6.3)) * np.cos(
+        lobes = 0.5 + 0.5 * np.sin(rng.integers(4, 8) * np.arctan2(v / axs[1], u / axs[0]) + rng.uniform(0, 6.3)) * np.cos(
             rng.integers(2, 5) * w / axs[2] / q * np.pi / 2 + rng.uniform(0, 6.3)
         )
-        bound = 1.0 - 0.35 * irr * lobes * (1 - cos2) ** 2
+        # no carving at the long-axis tips: the longest axial diameter stays the table's
+        bound = 1.0 - MARGIN_DEPTH * irr * lobes * (1 - cos2**4)
         rel = q / bound  # ≤ 1 inside the tumor
         r_mean = float(np.mean(axs))
         in_tumor = _largest_component((rel <= 1.0) & liver[sl])
-        rim = in_tumor & (rel > 1 - max(2.0, sp[0]) / r_mean)  # ≥ one voxel thick
+        rim = in_tumor & ~binary_erosion(in_tumor, border_value=0)  # one voxel, the drawn surface's
         # other vessels keep clear of the lesion (contact is the vessel-contact trait's alone)
-        near = (rel <= 1 + 8.0 / r_mean) & np.isin(lab[sl], [LABELS["portal"], LABELS["hepatic"]]) & liver[sl]
+        near = (rel <= 1 + CLEAR_MM / r_mean) & np.isin(lab[sl], [LABELS["portal"], LABELS["hepatic"]]) & liver[sl]
         lab[sl][near] = LABELS["liver"]
         halo = (rel > 1.0) & (rel <= 1 + 5.0 / r_mean) & (lab[sl] == LABELS["liver"])
         lab[sl][halo] = LABELS["ring"]
         lab[sl][in_tumor] = LABELS["tumor"]
         lab[sl][rim] = LABELS["capsule"]
         tumor[sl] |= in_tumor
-        # mosaic: quantised smooth noise inside the tumor
-        noise = gaussian_filter(rng.standard_normal(in_tumor.shape).astype(np.float32), 3.0 / np.array(sp[::-1]))
-        noise /= noise.std() + 1e-6
-        mosaic = np.round(np.clip(noise, -1.5, 1.5) * 1.2) / 1.8
-        tex = texture[sl]
-        tex[in_tumor] = ((10 + 40 * het) * mosaic)[in_tumor]
-        texture[sl] = tex
+        if i == 0:
+            target = (u[in_tumor], v[in_tumor])
+        # mosaic: quantised smooth noise inside the tumor (drawn on its bounding box only)
+        inner = in_tumor & ~rim  # the capsule is an even rim
+        if inner.any():
+            bb = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(inner))
+            noise = gaussian_filter(rng.standard_normal(inner[bb].shape).astype(np.float32), 3.0 / np.array(sp[::-1]))
+            noise /= noise.std() + 1e-6
+            mosaic = np.round(np.clip(noise, -1.5, 1.5) * 1.2) / 1.8
+            tex = texture[sl][bb]
+            tex[inner[bb]] = ((10 + 40 * het) * mosaic)[inner[bb]]
+            texture[sl][bb] = tex
 
-    # vessel contact of the target lesion: a portal branch at a trait-driven gap
+    # vessel contact of the target lesion: a portal branch along its w axis whose wall is
+    # ``gap`` mm from the drawn (carved) surface, on the side with more liver around it
     c0, axs0, R0 = lesions[0]
     gap = 12.0 - 16.0 * _s(row["trait_vessel_contact"])
-    side = R0[1] * (1 if rng.uniform() < 0.5 else -1)
-    p_mid = c0 + side * (axs0[1] + gap + 4.0)
+    coin = rng.uniform() < 0.5
+    offsets = {sign: _line_offset(target[0], sign * target[1], gap + VESSEL_RADIUS_MM, sp[0]) for sign in (1, -1)}
+    room = {sign: _liver_along(lab, grid, c0 + sign * d * R0[1], R0[2], axs0[2]) for sign, d in offsets.items()}
+    sign = 1 if room[1] > room[-1] or (room[1] == room[-1] and coin) else -1
+    p_mid = c0 + sign * offsets[sign] * R0[1]
     p_a, p_b = p_mid - R0[2] * (axs0[2] + 30), p_mid + R0[2] * (axs0[2] + 30)
-    paint_tube(lab, grid, LABELS["portal"], p_a, p_b, 4.0, [LABELS["liver"], LABELS["hepatic"], LABELS["ring"]])
+    paint_tube(lab, grid, LABELS["portal"], p_a, p_b, VESSEL_RADIUS_MM, [LABELS["liver"], LABELS["hepatic"], LABELS["ring"]])
 
     liver_hu = float(PORTAL_HU["liver"] + rng.normal(0, 6))
     portal = _to_hu(lab, texture, _table(PORTAL_HU, liver_hu, row, cap, ring, portal_phase=True), scanner, sp, rng)
@@ -352,6 +372,28 @@ def render(row: dict, scanner, fov_mm, rng: np.random.Generator, arterial: bool 
         portal, liver.astype(np.uint8), tumor.astype(np.uint8), sp, origin, art,
         tuple(lesions[0][1]), len(lesions), lab,
     )
+
+
+def _line_offset(u: np.ndarray, v: np.ndarray, r: float, spacing: float) -> float:
+    """Offset D along v of a line parallel to w (at u = 0) whose distance to the nearest
+    point (u, v) is r: D = max over points with |u| ≤ r of v + √(r² − u²)."""
+    close = np.abs(u) <= max(r, spacing)
+    if not close.any():
+        return float(v.max() + r)
+    return float(np.max(v[close] + np.sqrt(np.maximum(r**2 - u[close] ** 2, 0.0))))
+
+
+def _liver_along(lab, grid, p_mid, direction, half_length) -> int:
+    """How many points (1 mm apart) of the segment p_mid ± half_length·direction lie in
+    liver parenchyma (where a vessel can be drawn)."""
+    t = np.arange(-half_length, half_length + 1.0)
+    pts = p_mid[None, :] + t[:, None] * direction[None, :]
+    origin = np.array([grid.x[0], grid.y[0], grid.z[0]])
+    step = np.array([grid.x[1] - grid.x[0], grid.y[1] - grid.y[0], grid.z[1] - grid.z[0]])
+    idx = np.round((pts - origin) / step).astype(int)
+    ok = np.all((idx >= 0) & (idx < np.array(grid.shape[::-1])), axis=1)
+    x, y, z = idx[ok].T
+    return int(np.isin(lab[z, y, x], [LABELS["liver"], LABELS["hepatic"], LABELS["ring"]]).sum())
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -378,7 +420,8 @@ def _table(base: dict, liver_hu: float, row, cap: float, ring: float, portal_pha
     hu = dict(base)
     hu["liver"] = liver_hu
     if portal_phase:
-        hu["tumor"] = liver_hu * (0.72 - 0.05 * float(row["trait_heterogeneity"]))
+        mean, slope, _ = ENHANCEMENT_RATIO  # the washout the table's enhancement_ratio reads
+        hu["tumor"] = liver_hu * (mean + slope * float(row["trait_heterogeneity"]))
         hu["capsule"] = liver_hu + 50 * cap
         hu["ring"] = liver_hu - 40 * ring
     else:
