@@ -190,6 +190,12 @@ def get_model_prediction_input(wildcards):
     return {"model": f"results/models/{wildcards.model}/model", **inputs}
 
 
+def get_stage_settings():
+    """The settings of the stages before the models, recorded with each model (a new
+    patient is prepared as its training patients were)."""
+    return {k: config[k] for k in ("ingest", "liver", "tumor", "features")}
+
+
 def get_model_settings(wildcards):
     """The config section the model's family reads (none: an empty mapping)."""
     section = registry.get(wildcards.model).settings

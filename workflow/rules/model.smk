@@ -43,6 +43,8 @@ rule train_model:
     params:
         settings=get_model_settings,
         seed=config["seed"],
+        stages=get_stage_settings(),
+        centers=config["centers"],
     script:
         "../scripts/train_model.py"
 

@@ -1,6 +1,8 @@
 """A center's predictions in the contract, shared by every model family: ``external`` rows
 for an external center; for a training center, the fitted model's ``apparent`` rows and the
-``oof`` rows its training step wrote (``model/oof.tsv``: center, patient_id, fold, risk)."""
+``oof`` rows its training step wrote (``model/oof.tsv``: center, patient_id, mvi, fold, risk
+and, for a network, h_score; the outcome travels with the risks so that thresholds can be
+fixed on them without the clinical tables)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pandas as pd
 from mtnet.errors import InputError
 from mtnet.tables import prediction_frame, read_tsv, write_predictions
 
-OOF_COLUMNS = ["center", "patient_id", "fold", "risk"]
+OOF_COLUMNS = ["center", "patient_id", "mvi", "fold", "risk"]
 ROLE_SPLIT = {"train": "apparent", "external": "external"}
 
 
@@ -38,9 +40,10 @@ def write_center_predictions(patients: pd.DataFrame, model: str, risk, center: s
 
 
 def oof_frame(patients: pd.DataFrame, fold, risk, h_score=None) -> pd.DataFrame:
-    """The rows of ``model/oof.tsv``."""
+    """The rows of ``model/oof.tsv`` (``patients``: center, patient_id, mvi)."""
     out = pd.DataFrame({"center": patients["center"].to_numpy(),
                         "patient_id": patients["patient_id"].to_numpy(),
+                        "mvi": pd.to_numeric(patients["mvi"], errors="coerce").astype("Int64").to_numpy(),
                         "fold": np.asarray(fold, int), "risk": np.asarray(risk, float)})
     if h_score is not None:
         out["h_score"] = np.asarray(h_score, float)

@@ -560,7 +560,7 @@ def train_model(spec, inputs: dict, outputs: dict, settings: dict, seed: int, th
                           clinical_names=names, settings=model_settings, seed=seed)
     folder = Path(outputs["model"])
     paths = save(model, folder)
-    write_tsv(oof_frame(oof, oof["fold"], oof["risk"]), folder / "oof.tsv")
+    write_tsv(oof_frame(oof.assign(mvi=y.astype(int)), oof["fold"], oof["risk"]), folder / "oof.tsv")
     coef = pd.read_csv(paths["coefficients"], sep="\t")
     write_tsv(coef[coef["selected"] == 1], outputs["summary"])
     write_tsv(pd.DataFrame(model["C_path"]), outputs["log"])
