@@ -30,6 +30,7 @@ include: "workflow/rules/stats.smk"
 localrules:
     splits,
     table1,
+    validity,
     train_model,
     predict_model,
 

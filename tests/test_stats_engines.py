@@ -123,6 +123,8 @@ def test_asah_documented_values(engine):
     t = stats.delong_test(y, s100b, ndka, engine=engine)
     assert t.z == pytest.approx(1.3908, abs=5e-5)
     assert t.p == pytest.approx(0.164295, abs=5e-7)
+    # pROC's roc.test conf.int of the paired difference on aSAH
+    assert (t.diff_ci_low, t.diff_ci_high) == pytest.approx((-0.04887061, 0.28769174), abs=5e-8)
     ci = stats.auc_ci(y, s100b, engine=engine)
     assert (ci.ci_low, ci.ci_high) == pytest.approx((0.6301, 0.8326), abs=5e-5)
 

@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "mtnet.cli:register_config",
     "mtnet.synth.cli:register",
     "mtnet.io.cli:register",
+    "mtnet.cli:register_validity",
 ]
 
 
@@ -51,6 +52,41 @@ def _run_config(args) -> int:
     for name, c in cfg["centers"].items():
         detail = c["synthetic"]["preset"] if c["source"] == "synthetic" else c["images"]
         print(f"  {name:<12} {c['role']:<9} {c['source']:<10} {detail}")
+    return 0
+
+
+def register_validity(subparsers) -> None:
+    p = subparsers.add_parser(
+        "validity",
+        help="every model of a finished run against the synthetic cohort's known truth",
+        description="For each synthetic external center of RESULTS and each model with "
+        "predictions there: AUC [95%% CI], the Bayes ceiling of its information set, the paired "
+        "gap to the true risk's AUC on the same patients (DeLong CI), and each fused model "
+        "against each clinical-only one (src/mtnet/stats/validity.py).",
+    )
+    p.add_argument("results", type=Path, help="a results folder (with synth/, predictions/)")
+    p.add_argument("--out", type=Path, help="write the table as TSV here")
+    p.add_argument("--engine", choices=["python", "r"], default="python")
+    p.set_defaults(func=_run_validity)
+
+
+def _run_validity(args) -> int:
+    from mtnet.errors import InputError
+    from mtnet.stats.validity import format_table, validity_table
+
+    try:
+        table = validity_table(args.results, engine=args.engine)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if table.empty:
+        print(f"error: {args.results}: no synthetic external center with predictions", file=sys.stderr)
+        return 2
+    if args.out:
+        from mtnet.tables import write_tsv
+
+        write_tsv(table, args.out)
+    print(format_table(table))
     return 0
 
 

@@ -231,6 +231,17 @@ def get_member_tables(wildcards):
     return get_clinical_tables(pooled_members(wildcards.center))
 
 
+SYNTHETIC_EXTERNAL = [c for c in EXTERNAL_CENTERS if is_synthetic(c)]
+
+
+def get_validity_input(wildcards):
+    """The synthetic external centers' truth and every model's predictions there."""
+    return {
+        "truth": [f"results/synth/{c}/truth" for c in SYNTHETIC_EXTERNAL],
+        "predictions": predictions_of(SYNTHETIC_EXTERNAL),
+    }
+
+
 # ------------------------------------------------------------------ targets
 
 
@@ -245,4 +256,6 @@ def get_final_outputs():
         outputs += [f"results/predictions/{center}/{model}.tsv" for model in MODELS]
     outputs += [f"results/stats/{center}/discrimination.tsv" for center in EVAL_CENTERS]
     outputs.append("results/stats/table1.tsv")
+    if SYNTHETIC_EXTERNAL:
+        outputs.append("results/stats/validity.tsv")
     return outputs

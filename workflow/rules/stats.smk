@@ -88,3 +88,30 @@ rule table1:
         settings=config["stats"],
     script:
         "../scripts/table1.py"
+
+
+rule validity:
+    """Every model against the synthetic cohort's truth: AUC, Bayes ceiling of its
+    information set, paired gap to the true risk on the same patients."""
+    input:
+        unpack(get_validity_input),
+    output:
+        report(
+            "results/stats/validity.tsv",
+            caption="../report/validity.rst",
+            category="5. Statistics",
+        ),
+    log:
+        "results/logs/validity/all.log",
+    conda:
+        "../../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        results="results",
+        models=MODELS,
+        engine=config["stats"]["engine"],
+    script:
+        "../scripts/validity.py"

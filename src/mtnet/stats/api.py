@@ -173,7 +173,8 @@ def _roc_band(y, p, conf_level, seed, boot_n, specificities, r) -> pd.DataFrame:
 
 
 def delong_test(y, p1, p2, *, engine: str = "r") -> DeLongResult:
-    """Paired DeLong test of AUC(p1) - AUC(p2) on the same patients (DeLong 1988)."""
+    """Paired DeLong test of AUC(p1) - AUC(p2) on the same patients (DeLong 1988), with the
+    95% CI of the difference."""
     y, p1 = _binary_data(y, p1, "p1", probability=False)
     p2 = _risk(p2, len(y), "p2", probability=False)
     _, x1, w1 = py_engine._placements(y, p1)
@@ -185,7 +186,8 @@ def delong_test(y, p1, p2, *, engine: str = "r") -> DeLongResult:
         )
     r = _engine(engine)
     out = r.call("mtnet_delong_paired", y, p1, p2) if r else py_engine.delong_paired(y, p1, p2)
-    return DeLongResult(out["auc1"], out["auc2"], out["z"], out["p"], True, engine)
+    return DeLongResult(out["auc1"], out["auc2"], out["z"], out["p"], True, engine,
+                        diff_ci_low=out["diff_ci_low"], diff_ci_high=out["diff_ci_high"])
 
 
 def delong_test_unpaired(y1, p1, y2, p2, *, engine: str = "r") -> DeLongResult:

@@ -62,7 +62,8 @@ mtnet_delong_paired <- function(y, p1, p2) {
   r2 <- mtnet_roc(y, p2)
   t <- pROC::roc.test(r1, r2, method = "delong", paired = TRUE)
   list(auc1 = as.numeric(pROC::auc(r1)), auc2 = as.numeric(pROC::auc(r2)),
-       z = as.numeric(t$statistic), p = as.numeric(t$p.value))
+       z = as.numeric(t$statistic), p = as.numeric(t$p.value),
+       diff_ci_low = as.numeric(t$conf.int[1]), diff_ci_high = as.numeric(t$conf.int[2]))
 }
 
 mtnet_delong_unpaired <- function(y1, p1, y2, p2) {

@@ -114,7 +114,8 @@ def roc_band(y, p, idx_cases, idx_controls, specificities, conf_level):
 
 
 def delong_paired(y, p1, p2):
-    """z = (A1 - A2) / sqrt(V1 + V2 - 2 C12), S = S10/m + S01/n (DeLong 1988)."""
+    """z = (A1 - A2) / sqrt(V1 + V2 - 2 C12), S = S10/m + S01/n (DeLong 1988); the 95% CI
+    of A1 - A2 is (A1 - A2) +/- 1.96 sqrt(V1 + V2 - 2 C12), as pROC's roc.test."""
     a1, x1, y1 = _placements(y, p1)
     a2, x2, y2 = _placements(y, p2)
     s10 = np.cov(np.vstack([x1, x2]), ddof=1)
@@ -122,7 +123,9 @@ def delong_paired(y, p1, p2):
     s = s10 / len(x1) + s01 / len(y1)
     var = s[0, 0] + s[1, 1] - 2 * s[0, 1]
     z = (a1 - a2) / np.sqrt(var) if var > 0 else np.nan
-    return {"auc1": a1, "auc2": a2, "z": z, "p": 2 * sps.norm.sf(abs(z))}
+    half = sps.norm.ppf(0.975) * np.sqrt(var) if var > 0 else np.nan
+    return {"auc1": a1, "auc2": a2, "z": z, "p": 2 * sps.norm.sf(abs(z)),
+            "diff_ci_low": a1 - a2 - half, "diff_ci_high": a1 - a2 + half}
 
 
 def delong_unpaired(y1, p1, y2, p2):

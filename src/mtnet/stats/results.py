@@ -57,6 +57,8 @@ class DeLongResult(_Record):
     paired: bool
     engine: str
     df: float = float("nan")
+    diff_ci_low: float = float("nan")  # paired: 95% CI of auc1 - auc2
+    diff_ci_high: float = float("nan")
 
 
 @dataclass
