@@ -53,3 +53,29 @@ def test_too_few_events_or_an_unknown_patient_are_errors():
     folds = make_folds(_train(), 5, seed=1)
     with pytest.raises(InputError, match="absent from the split file"):
         fold_of(folds, clinical_table("TX", 3, 9))
+
+
+def test_leave_one_center_out_folds_are_the_centers(tmp_path):
+    tables = [write_table(clinical_table(c, n, s), tmp_path / f"{c}.tsv")
+              for c, n, s in (("TA", 20, 1), ("TB", 25, 2), ("TX", 15, 3))]
+    folds = write_folds(tables, tmp_path / "f.tsv", 5, 1, scheme="leave-one-center-out",
+                        centers=["TB", "TA", "TX"])
+    assert folds.groupby("center")["fold"].unique().map(list).to_dict() == {"TA": [2], "TB": [1], "TX": [3]}
+
+
+def test_held_out_predictions_are_the_out_of_fold_rows(tmp_path):
+    import numpy as np
+
+    from mtnet.model.predictions import oof_frame, write_heldout_predictions
+    from mtnet.tables import read_tsv
+
+    tx = clinical_table("TX", 12, 4)
+    oof = oof_frame(tx, np.full(12, 3), np.linspace(0.1, 0.9, 12))
+    oof.to_csv(tmp_path / "oof.tsv", sep="\t", index=False)
+    out = write_heldout_predictions(tx, "Model-Clinical-LR", "TX", tmp_path / "oof.tsv", tmp_path / "p.tsv")
+    back = read_tsv(tmp_path / "p.tsv")
+    assert (back["split"] == "external").all() and np.allclose(back["risk"], np.linspace(0.1, 0.9, 12))
+    assert out["mvi"].tolist() == tx["mvi"].tolist()
+    with pytest.raises(InputError, match="without a held-out risk"):
+        write_heldout_predictions(clinical_table("TY", 3, 5), "Model-Clinical-LR", "TY",
+                                  tmp_path / "oof.tsv", tmp_path / "q.tsv")

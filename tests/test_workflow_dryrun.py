@@ -89,3 +89,11 @@ def test_a_model_without_implementation_fails_planning_with_one_line(tmp_path):
     lines = [ln for ln in (result.stdout + result.stderr).splitlines() if "Model-Nonexistent" in ln]
     assert lines[0] == ("config: models: 'Model-Nonexistent' has no implementation "
                         "(implemented: Model-Clinical-LR)"), lines
+
+
+def test_leave_one_center_out_trains_on_every_center_and_evaluates_each(tmp_path):
+    loco = tmp_path / "loco.yaml"
+    loco.write_text("validation: {scheme: leave-one-center-out}\n")
+    jobs = plan(tmp_path, loco)
+    assert centers_of(jobs, "stats") == sorted(PAPER_CENTERS + ["pooled_loco"])
+    assert centers_of(jobs, "predict_model") == sorted(PAPER_CENTERS)

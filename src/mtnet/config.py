@@ -23,6 +23,9 @@ ROLES = ("train", "external")
 POOLED_TRAIN = "pooled_train"
 POOLED_TRAIN_APPARENT = "pooled_train_apparent"
 POOLED = {POOLED_TRAIN: "oof", POOLED_TRAIN_APPARENT: "apparent"}
+# under leave-one-center-out: every center's held-out predictions, pooled
+POOLED_LOCO = "pooled_loco"
+LOCO = "leave-one-center-out"
 
 
 class ConfigError(ValueError):
@@ -164,7 +167,8 @@ def _one_line(error) -> str:
         bad = error.instance
         return (
             f"config: {where}: invalid name {bad!r} (letters, digits, '_' and '-', starting "
-            f"with a letter, at most 32 characters; {', '.join(map(repr, POOLED))} are reserved)"
+            f"with a letter, at most 32 characters; {', '.join(map(repr, [*POOLED, POOLED_LOCO]))} "
+            "are reserved)"
         )
     if kind == "enum":
         return f"config: {where}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"

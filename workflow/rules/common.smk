@@ -28,7 +28,13 @@ CENTERS = list(config["centers"])
 TRAIN_CENTERS = mtconfig.train_centers(config)
 EXTERNAL_CENTERS = mtconfig.external_centers(config)
 # Pooled training centers are evaluated like a center of their own (paper: training dataset).
-EVAL_CENTERS = EXTERNAL_CENTERS + list(mtconfig.POOLED)
+LOCO = config["validation"]["scheme"] == mtconfig.LOCO
+# the centers whose patients fit the models (every center under leave-one-center-out, where
+# each is predicted by the models fitted on the others), and the centers evaluated
+MODEL_CENTERS = CENTERS if LOCO else TRAIN_CENTERS
+EVAL_CENTERS = (
+    CENTERS + [mtconfig.POOLED_LOCO] if LOCO else EXTERNAL_CENTERS + list(mtconfig.POOLED)
+)
 MODELS = list(config["models"])
 
 
@@ -47,6 +53,12 @@ def is_synthetic(center):
 
 def get_center_role(wildcards):
     return center_config(wildcards.center)["role"]
+
+
+def get_prediction_role(wildcards):
+    """How a center is predicted: by the model fitted on the training centers (its role),
+    or, under leave-one-center-out, by the models fitted without it (held_out)."""
+    return "held_out" if LOCO else get_center_role(wildcards)
 
 
 # ------------------------------------------------------------------ synth and ingest
@@ -158,7 +170,7 @@ def get_clinical_tables(centers):
 
 
 def get_training_tables(wildcards):
-    return get_clinical_tables(TRAIN_CENTERS)
+    return get_clinical_tables(MODEL_CENTERS)
 
 
 SPLIT_FILE = "results/splits/folds.tsv"
@@ -178,7 +190,7 @@ def model_inputs(model, centers, training=True):
 
 def get_model_training_input(wildcards):
     """The training centers' inputs of the model (its registry entry says which)."""
-    return model_inputs(wildcards.model, TRAIN_CENTERS)
+    return model_inputs(wildcards.model, MODEL_CENTERS)
 
 
 def get_model_prediction_input(wildcards):
@@ -203,6 +215,8 @@ def get_model_settings(wildcards):
 
 
 def pooled_members(center):
+    if center == mtconfig.POOLED_LOCO:
+        return CENTERS
     return TRAIN_CENTERS if center in mtconfig.POOLED else [center]
 
 
@@ -222,7 +236,10 @@ def get_predictions(wildcards):
 
 
 def get_training_predictions(wildcards):
-    """Risk-group thresholds (Youden, H-score median) are fixed on the training centers."""
+    """Risk-group thresholds (Youden, H-score median) are fixed on the training centers
+    (leave-one-center-out: on the other centers' held-out predictions)."""
+    if LOCO:
+        return predictions_of([c for c in CENTERS if c != wildcards.center] or CENTERS)
     return predictions_of(TRAIN_CENTERS)
 
 

@@ -14,6 +14,8 @@ rule splits:
         runtime=10,
     params:
         folds=config["validation"]["folds"],
+        scheme=config["validation"]["scheme"],
+        centers=MODEL_CENTERS,
         seed=config["seed"],
     script:
         "../scripts/splits.py"
@@ -65,7 +67,7 @@ rule predict_model:
         mem_mb=4000,
         runtime=30,
     params:
-        role=get_center_role,
+        role=get_prediction_role,
         settings=get_model_settings,
     script:
         "../scripts/predict_model.py"

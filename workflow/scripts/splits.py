@@ -5,4 +5,11 @@ from mtnet.runlog import script_logging
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with script_logging(smk):
-    write_folds(list(smk.input.tables), smk.output[0], k=smk.params.folds, seed=smk.params.seed)
+    write_folds(
+        list(smk.input.tables),
+        smk.output[0],
+        k=smk.params.folds,
+        seed=smk.params.seed,
+        scheme=smk.params.scheme,
+        centers=smk.params.centers,
+    )

@@ -39,6 +39,25 @@ def write_center_predictions(patients: pd.DataFrame, model: str, risk, center: s
     return out
 
 
+def write_heldout_predictions(patients: pd.DataFrame, model: str, center: str, oof_path,
+                              out_path) -> pd.DataFrame:
+    """Leave-one-center-out: a center's rows are its out-of-fold risks (its fold is the
+    center: the models that predicted it never saw it), written as split ``external``."""
+    oof = read_tsv(oof_path, required=OOF_COLUMNS, what="out-of-fold risks")
+    mine = oof[oof["center"] == center]
+    cols = ["patient_id", "risk"] + (["h_score"] if "h_score" in oof else [])
+    rows = patients.assign(center=center).drop(columns=[c for c in cols[1:] if c in patients])
+    rows = rows.merge(mine[cols], on="patient_id", how="left")
+    if rows["risk"].isna().any():
+        pid = rows.loc[rows["risk"].isna(), "patient_id"].iloc[0]
+        raise InputError("patient without a held-out risk", center=center, patient=pid,
+                         path=oof_path, fix="re-run rule train_model")
+    out = prediction_frame(rows, model, rows["risk"], "external",
+                           rows["h_score"] if "h_score" in rows else None)
+    write_predictions(out, out_path)
+    return out
+
+
 def oof_frame(patients: pd.DataFrame, fold, risk, h_score=None) -> pd.DataFrame:
     """The rows of ``model/oof.tsv`` (``patients``: center, patient_id, mvi)."""
     out = pd.DataFrame({"center": patients["center"].to_numpy(),

@@ -57,13 +57,29 @@ def make_folds(table, k: int, seed: int):
     return out.sort_values(["center", "patient_id"]).reset_index(drop=True)
 
 
-def write_folds(tables, out_path, k: int, seed: int):
-    """Rule ``splits``: the folds of the pooled training centers' clinical tables."""
+def center_folds(table, centers):
+    """Leave-one-center-out: the fold of each patient is its center's position (1-based) in
+    ``centers``."""
+    order = {c: i + 1 for i, c in enumerate(centers)}
+    unknown = sorted(set(table["center"]) - set(order))
+    if unknown:
+        raise InputError(f"center(s) {unknown} not among {list(centers)}")
+    out = table[["center", "patient_id", "mvi"]].copy()
+    out["fold"] = out["center"].map(order).astype(int)
+    return out.sort_values(["center", "patient_id"]).reset_index(drop=True)
+
+
+def write_folds(tables, out_path, k: int, seed: int, scheme: str = "external", centers=None):
+    """Rule ``splits``: the folds of the model centers' clinical tables (stratified k-fold;
+    under ``leave-one-center-out`` one fold per center, in the order of ``centers``)."""
     from mtnet.tables import read_clinical_tables, write_tsv
 
     train = read_clinical_tables(tables)
     train["mvi"] = train["mvi"].astype(float)
-    folds = make_folds(train, k, seed)
+    if scheme == "leave-one-center-out":
+        folds = center_folds(train, centers or sorted(set(train["center"])))
+    else:
+        folds = make_folds(train, k, seed)
     folds["mvi"] = folds["mvi"].astype(int)
     write_tsv(folds[FOLD_COLUMNS], out_path)
     return folds

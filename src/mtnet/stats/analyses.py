@@ -609,11 +609,12 @@ def _one_split(preds: dict, split, what: str) -> dict:
 
 def _training_split(preds: dict) -> dict:
     """The training predictions thresholds are fixed on: out-of-fold where a model has them,
-    else apparent."""
+    else apparent, else (leave-one-center-out: the other centers') external ones."""
     out = {}
     for model, df in preds.items():
-        split = "oof" if (df["split"] == "oof").any() else "apparent"
-        out[model] = df[df["split"] == split].reset_index(drop=True)
+        split = next((s for s in ("oof", "apparent", "external") if (df["split"] == s).any()), None)
+        if split is not None:
+            out[model] = df[df["split"] == split].reset_index(drop=True)
     return out
 
 
