@@ -332,3 +332,150 @@ def test_one_new_patient_cannot_be_harmonised_by_combat(tmp_path, clinical_table
         write_identity(registry.get("Model-Radiomics"), folder / "model",
                        {"clinical": clinical_tables, "features": feats},
                        {k: section(k) for k in STAGES}, {})
+
+
+# ------------------------------------------------------------------ the web form's door
+
+
+UPLOAD_MB = 2
+
+
+@pytest.fixture(scope="module")
+def web(lr_folder, tmp_path_factory):
+    """The FastAPI app of a real model folder under uvicorn, in a thread."""
+    import socket
+    import threading
+    import time
+
+    import requests
+    import uvicorn
+
+    from mtnet.app.web import AppSettings, create_app
+
+    tmp = tmp_path_factory.mktemp("web")
+    (tmp / "requests").mkdir()
+    settings = AppSettings(max_upload_bytes=UPLOAD_MB * 2**20, max_unzipped_bytes=UPLOAD_MB * 2**20,
+                           queue=1, tmp_dir=tmp / "requests")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(load_model(lr_folder), settings), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            requests.get(url + "/health", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    yield {"url": url, "requests": tmp / "requests"}
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def ct_and_mask(tmp_path):
+    """A small CT (HU) and a tumor mask on its grid."""
+    ct = np.full((30, 40, 40), -1000, np.int16)
+    ct[5:25, 8:32, 8:32] = 60
+    mask = np.zeros(ct.shape, np.uint8)
+    mask[12:18, 15:21, 15:21] = 1
+    img, msk = sitk.GetImageFromArray(ct), sitk.GetImageFromArray(mask)
+    for im in (img, msk):
+        im.SetSpacing((2.0, 2.0, 2.0))
+    sitk.WriteImage(img, str(tmp_path / "ct.nii.gz"))
+    sitk.WriteImage(msk, str(tmp_path / "mask.nii.gz"))
+    msk.SetSpacing((3.0, 3.0, 3.0))
+    sitk.WriteImage(msk, str(tmp_path / "moved.nii.gz"))
+    four_d = sitk.JoinSeries([img, img])
+    sitk.WriteImage(four_d, str(tmp_path / "4d.nii.gz"))
+    return {k: (tmp_path / f"{k}.nii.gz").read_bytes() for k in ("ct", "mask", "moved", "4d")}
+
+
+def zipped(entries: dict) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def post(web, fields, ct: bytes, mask: bytes):
+    import requests
+
+    return requests.post(web["url"] + "/predict", data=fields, timeout=120,
+                         files={"ct": ("ct.bin", ct), "tumor_mask": ("mask.bin", mask)})
+
+
+def field_error(html: str, name: str) -> str:
+    import html as html_module
+    import re
+
+    match = re.search(rf'<span class="error" id="error-{name}">([^<]*)</span>', html)
+    assert match, f"no error next to {name}"
+    return html_module.unescape(match.group(1))
+
+
+def test_the_form_lists_the_factors_with_their_allowed_values(web, lr_folder):
+    import requests
+
+    r = requests.get(web["url"] + "/", timeout=10)
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    assert "script" not in r.text.lower() and 'enctype="multipart/form-data"' in r.text
+    for column in load_model(lr_folder).factors:
+        assert f'name="{column}"' in r.text
+    assert '<option value="B">B</option>' in r.text and 'min="0" max="120"' in r.text
+    assert 'id="identity-centers">TA (60 patients' in r.text and 'id="synthetic"' in r.text
+
+
+def test_bad_uploads_are_refused_next_to_their_field_and_the_server_keeps_serving(web, tmp_path):
+    import requests
+
+    files = ct_and_mask(tmp_path)
+    fields = {k: "" if pd.isna(v) else str(v) for k, v in factors().items()
+              if k not in ("patient_id", "center")}
+    cases = [
+        ("not a zip", fields, b"%PDF-1.4 not a CT " * 100, files["mask"], "ct",
+         "neither a zip of DICOM files nor a NIfTI file"),
+        ("traversal", fields, zipped({"ok.dcm": b"x", "../../evil.dcm": b"x"}), files["mask"], "ct",
+         "a '..' component"),
+        ("zip bomb", fields, zipped({"zeros.dcm": b"\0" * ((UPLOAD_MB + 1) * 2**20)}), files["mask"],
+         "ct", f"declares {UPLOAD_MB + 1} MiB unpacked, more than the limit of {UPLOAD_MB} MiB"),
+        ("4D NIfTI", fields, files["4d"], files["mask"], "ct", "expected a 3D single-channel image, got 4D"),
+        ("mask on another grid", fields, files["ct"], files["moved"], "tumor_mask",
+         "tumor mask is not on the image grid (spacing"),
+        ("mask not an image", fields, files["ct"], b"\0" * 500, "tumor_mask", "neither a DICOM-SEG nor a NIfTI"),
+        ("age 150", {**fields, "age": "150"}, files["ct"], files["mask"], "age",
+         "value 150 out of range (0-120) (give a number from 0 to 120)"),
+        ("missing field", {k: v for k, v in fields.items() if k != "sex"}, files["ct"], files["mask"],
+         "sex", "missing (give one of M, F)"),
+    ]
+    for what, f, ct, mask, field, message in cases:
+        r = post(web, f, ct, mask)
+        assert r.status_code == 422, what
+        assert message in field_error(r.text, field), (what, field_error(r.text, field))
+        assert 'id="patient-form"' in r.text and "evil" not in r.text
+    r = post(web, fields, b"", files["mask"])
+    assert r.status_code == 422 and field_error(r.text, "ct").startswith("missing")
+    # larger than the upload limit: refused, the body drained so that the answer is read
+    r = post(web, fields, np.random.default_rng(0).bytes((UPLOAD_MB + 1) * 2**20), files["mask"])
+    assert r.status_code == 413 and f"limit of {UPLOAD_MB} MiB" in r.text
+    r = requests.post(web["url"] + "/predict", data="age=50", timeout=10,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and "not a multipart form" in r.text
+    assert requests.get(web["url"] + "/health", timeout=5).json() == {
+        "status": "ok", "model": "Model-Clinical-LR", "taken": 0, "capacity": 2}
+    assert list(web["requests"].iterdir()) == []  # every request's folder removed
+    assert not (tmp_path.parent / "evil.dcm").exists()
+
+
+def test_the_queue_lets_one_score_and_some_wait():
+    from mtnet.app.web import ScoringQueue
+
+    q = ScoringQueue(waiting=2)
+    assert [q.enter() for _ in range(4)] == [True, True, True, False]
+    q.leave()
+    assert q.enter() and not q.enter() and q.taken == 3

@@ -260,7 +260,7 @@ def print_table(results) -> None:
     print("\t".join(cols))
     for r in results:
         d = r.as_dict()
-        print("\t".join(format_risk(d[c], 6) if c in ("risk", "threshold", "h_score", "ci_low",
+        print("\t".join(("NA" if d[c] is None else f"{d[c]:.12g}") if c in ("risk", "threshold", "h_score", "ci_low",
                                                       "ci_high") else ("NA" if d[c] is None else str(d[c]))
                         for c in cols))
 

@@ -70,12 +70,23 @@ def allowed(column: str) -> str:
     return what
 
 
-UNITS = {"age": "years", "max_diameter_mm": "mm", "afp_ng_ml": "ng/mL"}
+# the form's names of the factors (paper Table 1's terms)
+LABELS = {
+    "age": "Age (years)", "sex": "Sex", "treatment": "Initial treatment",
+    "hbv": "HBV infection", "cirrhosis": "Cirrhosis (CT morphology)",
+    "child_pugh": "Child-Pugh class", "bclc": "BCLC stage",
+    "max_diameter_mm": "Maximum tumor diameter (mm)", "lesion_number": "Number of lesions",
+    "afp_ng_ml": "AFP (ng/mL)", "fusion_lesions": "Fusion lesions",
+    "invasive_shape": "Invasive shape", "capsule": "Capsule",
+    "capsule_breakthrough": "Capsule breakthrough", "corona_enhancement": "Corona enhancement",
+    "corona_low_attenuation": "Anti-corona (peritumoral low attenuation)",
+    "mosaic_architecture": "Mosaic architecture", "nodule_in_nodule": "Nodule-in-nodule",
+    "enhancement_ratio": "Enhancement ratio",
+}
 
 
 def factor_label(column: str) -> str:
-    unit = UNITS.get(column)
-    return column + (f" ({unit})" if unit else "")
+    return LABELS.get(column, column)
 
 
 def _blank(value) -> bool:

@@ -255,7 +255,7 @@ def score(served, patients: list[Patient], work, *, center: str = APPLET_CENTER,
 # Families that give a 95% interval of a new patient's risk: family -> "module:function"
 # taking (model folder, the clinical table of the scored patients) and returning
 # {patient_id: (low, high)}. The others' results say "not provided by this model".
-INTERVALS: dict[str, str] = {}
+INTERVALS: dict[str, str] = {"clinical_lr": "mtnet.model.clinical_lr:risk_interval"}
 
 
 def risk_intervals(served, paths: dict) -> dict:
@@ -306,7 +306,10 @@ def render_picture(served, result: Result, paths: dict, out: Path) -> Path:
     arr = sitk.GetArrayFromImage(image)
     tumor = sitk.GetArrayFromImage(sitk.ReadImage(str(paths["ingest"]["tumor"] / f"{pid}{NIFTI}")))
     liver = sitk.GetArrayFromImage(sitk.ReadImage(str(paths["liver"]["masks"] / f"{pid}{NIFTI}")))
-    label = (f"{pid}: risk {result.risk:.3f}, {result.risk_group} risk "
+    from mtnet.app.inputs import DEFAULT_PATIENT
+
+    who = "" if pid == DEFAULT_PATIENT else f"{pid}: "
+    label = (f"{who}risk {result.risk:.3f}, {result.risk_group} risk "
              f"({'>' if result.risk_group == 'high' else '<='} {result.threshold:.3f})")
     panel = montage_panel(label, arr, [(liver.astype(bool), "cyan"), (tumor.astype(bool), "red")],
                           image.GetSpacing()[::-1], views=("axial", "coronal"),
