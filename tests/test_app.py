@@ -252,6 +252,16 @@ def test_an_incompatible_model_folder_is_refused_in_one_line(lr_folder, tmp_path
     assert "\n" not in str(err.value) and "fix:" in str(err.value)
 
 
+def test_recorded_settings_this_schema_refuses_are_another_version(lr_folder, tmp_path):
+    folder = copy_folder(lr_folder, tmp_path / "m")
+    record = json.loads((folder / "model" / "identity.json").read_text())
+    record["settings"]["tumor"]["crop_mode"] = "old"
+    (folder / "model" / "identity.json").write_text(json.dumps(record))
+    with pytest.raises(InputError, match=r"recorded tumor settings do not fit this mtnet \(config: "
+                       r"tumor.*unknown key 'crop_mode'.*retrain"):
+        load_model(folder)
+
+
 def test_a_folder_without_out_of_fold_risks_or_its_unet_is_refused(lr_folder, tmp_path):
     folder = copy_folder(lr_folder, tmp_path / "m")
     (folder / "model" / "oof.tsv").unlink()
@@ -286,6 +296,30 @@ def test_mtnet_predict_refuses_with_one_line(lr_folder, tmp_path, capsys):
                  "--tumor-mask", str(tmp_path / "mask.nii.gz"), "--clinical", str(tmp_path / "p.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: age: value 150 out of range (0-120) (fix: give a number from 0 to 120)"
+    assert main(["predict", "--model", str(lr_folder), "--batch", "t.csv", "--center", "../x"]) == 2
+    assert "--center '../x': not a center name" in capsys.readouterr().err
+
+
+def test_the_text_output_names_every_quantity(lr_folder, capsys):
+    from mtnet.app.cli import print_one
+    from mtnet.app.pipeline import Result
+
+    served = load_model(lr_folder)
+    high = Result("TX-0001", served.name, 0.61234, "high", served.threshold, ci_low=0.4, ci_high=0.8,
+                  picture="TX-0001.png", warnings=["liver volume 600 mL is outside the expected range"])
+    print_one(served, high)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("model         Model-Clinical-LR (trained on TA, TB; synthetic training data; commit ")
+    assert out[2] == "risk          0.6123"
+    assert out[3] == f"risk group    high (risk > {served.threshold:.4f}, Youden threshold of the training centers' out-of-fold risks)"
+    assert out[4] == "H-score       not provided by this model"
+    assert out[5] == "95% interval  0.4000 to 0.8000"
+    assert out[-1] == "warning       liver volume 600 mL is outside the expected range"
+    print_one(served, Result("TX-0002", served.name, 0.01, "low", served.threshold, h_score=0.3,
+                             h_score_group="low", h_score_median=0.7))
+    out = capsys.readouterr().out
+    assert f"low (risk <= {served.threshold:.4f}" in out and "not provided by this model" in out
+    assert "H-score       0.3000 (low: training median 0.7000)" in out
 
 
 # ------------------------------------------------------------------ a radiomics model
@@ -325,6 +359,7 @@ def test_one_new_patient_cannot_be_harmonised_by_combat(tmp_path, clinical_table
     assert "--batch" in err.value.problems[0].fix and "(TA, TB)" in err.value.problems[0].fix
     check_harmonisable(served, "NEW", 2)  # a batch of one center is harmonised from itself
     check_harmonisable(served, "TB", 1)   # a training center's patient uses its parameters
+    assert main(["serve", "--model", str(folder)]) == 2  # the form scores one patient at a time
     # an edited parameters file is not what the features were extracted with
     sidecar = Path(feats[0]).parent / "radiomics.json"
     sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "params_sha256": "0" * 64}))

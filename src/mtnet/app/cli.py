@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
 EXIT_REFUSED = 2
+# the config schema's center names (they become folder names)
+CENTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 
 
 def _model_arguments(p) -> None:
@@ -82,7 +85,7 @@ def register(subparsers) -> None:
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("matplotlib", "PIL", "highdicom", "pydicom", "radiomics"):
+    for noisy in ("matplotlib", "PIL", "highdicom", "pydicom"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
@@ -117,6 +120,9 @@ def run_predict(args) -> int:
     if args.batch is not None and any(v is not None for v in single):
         return _fail("--batch scores a table: leave out --ct, --tumor-mask and --clinical")
     center = args.center or APPLET_CENTER
+    if not CENTER_NAME.match(center):
+        return _fail(f"--center {center[:40]!r}: not a center name (fix: letters, digits, '_' and "
+                     "'-', starting with a letter, at most 32 characters)")
     work, patients = None, None
     try:
         served = load_model(args.model, args.liver_model)
@@ -252,33 +258,38 @@ def print_one(served, r) -> None:
         print(f"{k:<{width}}  {v}")
 
 
-def print_table(results) -> None:
-    from mtnet.app.pipeline import format_risk
+NUMERIC = ("risk", "threshold", "h_score", "ci_low", "ci_high")
 
+
+def print_table(results) -> None:
     cols = ["patient_id", "model", "risk", "risk_group", "threshold", "h_score", "h_score_group",
             "ci_low", "ci_high", "picture"]
     print("\t".join(cols))
     for r in results:
         d = r.as_dict()
-        print("\t".join(("NA" if d[c] is None else f"{d[c]:.12g}") if c in ("risk", "threshold", "h_score", "ci_low",
-                                                      "ci_high") else ("NA" if d[c] is None else str(d[c]))
-                        for c in cols))
+        cells = ["NA" if d[c] is None else f"{d[c]:.12g}" if c in NUMERIC else str(d[c]) for c in cols]
+        print("\t".join(cells))
 
 
 def run_serve(args) -> int:
+    from mtnet.app.inputs import Refused
+    from mtnet.app.pipeline import APPLET_CENTER, check_harmonisable
     from mtnet.app.served import load_model
+    from mtnet.app.web import AppSettings, quiet_logging, serve
     from mtnet.errors import InputError
 
-    _logging(True)
     try:
         served = load_model(args.model, args.liver_model)
+        check_harmonisable(served, APPLET_CENTER, 1)
+    except Refused as err:
+        return _fail(f"{err.problems[0].problem}; the web form scores one patient at a time "
+                     "(fix: score patients of one center together with mtnet predict --batch)")
     except InputError as err:
         return _fail(str(err))
-    from mtnet.app.web import AppSettings, serve
-
     settings = AppSettings(max_upload_bytes=int(args.max_upload_mb * 2**20),
                            max_unzipped_bytes=int(args.max_unzipped_mb * 2**20),
                            queue=args.queue, phase=_phase(args), tumor_segment=args.tumor_segment,
                            tmp_dir=args.tmp_dir, threads=args.threads)
+    quiet_logging()  # only now: it sets the process's log levels and warning filters
     serve(served, settings, host=args.host, port=args.port)
     return 0

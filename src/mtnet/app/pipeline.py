@@ -64,6 +64,8 @@ class Result:
     ci_high: float | None = None
     picture: str | None = None
     warnings: list = field(default_factory=list)
+    # seconds of each stage (for the whole batch)
+    stage_seconds: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -127,20 +129,33 @@ def run_stages(served, delivery: Path, work: Path, center: str, threads: int = 1
     from mtnet.liver import segment_center
     from mtnet.tumor import process_center
 
+    import time
+
     paths = stage_paths(work, center)
     p = {k: {n: str(v) for n, v in d.items()} if isinstance(d, dict) else str(d)
          for k, d in paths.items()}
+    seconds, clock = {}, [time.perf_counter()]
+
+    def done(stage):
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock[0], 3)
+        clock[0] = now
+        log.info("%s: %.1f s", stage, seconds[stage])
+
     ingest = dict(served.stage_settings("ingest"), unmatched="error", threads=int(threads))
     ingest_center(center, {"data": str(delivery)}, p["ingest"], {"ingest": ingest}, threads=threads)
+    done("ingest")
     liver_inputs = {"images": p["ingest"]["images"], "provided": p["ingest"]["liver"],
                     "tumor": p["ingest"]["tumor"]}
     if served.liver_model is not None:
         liver_inputs["model"] = str(served.liver_model)
     segment_center(center, served.liver_backend, liver_inputs, p["liver"],
                    served.stage_settings("liver"), threads)
+    done("liver")
     process_center(center, {"images": p["ingest"]["images"], "tumor": p["ingest"]["tumor"],
                             "clinical": p["ingest"]["clinical"], "liver": p["liver"]["masks"]},
                    p["tumor"], served.stage_settings("tumor"))
+    done("tumor")
     spec = served.spec
     if "features" in spec.inputs:
         from mtnet.features import extract_center
@@ -149,6 +164,7 @@ def run_stages(served, delivery: Path, work: Path, center: str, threads: int = 1
         extract_center(center, p["ingest"]["images"], p["ingest"]["tumor"], p["tumor"]["rings"],
                        p["tumor"]["lesions"], p["features"]["params"], out_tsv=p["features"]["table"],
                        sidecar_path=p["features"]["sidecar"], threads=threads)
+        done("features")
     available = {"clinical": p["ingest"]["clinical"], "features": p["features"]["table"],
                  "roi": p["tumor"]["roi"]}
     inputs = {"model": str(served.folder),
@@ -156,6 +172,8 @@ def run_stages(served, delivery: Path, work: Path, center: str, threads: int = 1
     settings = served.stage_settings(spec.settings) if spec.settings else {}
     spec.call("predict", inputs=inputs, output=p["predictions"], center=center, role="external",
               settings=settings, threads=threads)
+    done("predict")
+    paths["seconds"] = seconds
     return paths
 
 
@@ -246,6 +264,7 @@ def score(served, patients: list[Patient], work, *, center: str = APPLET_CENTER,
         if p.patient_id in intervals:
             res.ci_low, res.ci_high = intervals[p.patient_id]
         res.warnings = _warnings(paths, p.patient_id)
+        res.stage_seconds = dict(paths["seconds"])
         if pictures is not None:
             res.picture = str(render_picture(served, res, paths, Path(pictures) / f"{p.patient_id}.png"))
         results.append(res)

@@ -201,6 +201,14 @@ def load_model(path, liver_model=None) -> ServedModel:
     if missing:
         raise InputError(f"the identity lacks the settings of {', '.join(missing)}", path=folder,
                          fix="retrain the model with this version")
+    from mtnet.config import ConfigError, section
+
+    for stage in stages:  # settings this mtnet's schema no longer accepts: another version
+        try:
+            section(stage, identity["settings"][stage])
+        except ConfigError as err:
+            raise InputError(f"the recorded {stage} settings do not fit this mtnet ({err})",
+                             path=folder, fix="retrain the model with this version") from None
     params = None
     if "features" in spec.inputs:
         params = (identity.get("radiomics_params") or {}).get("text")

@@ -308,9 +308,9 @@ def create_app(served, settings: AppSettings | None = None):
             await drain(request, settings.max_upload_bytes)
             log.info("request %d: busy (%d taken)", n, queue.taken)
             return page("message.html", 503, {"Retry-After": "30"}, title="Busy",
-                        message=f"The applet is scoring another patient and {queue.capacity - 1} "
-                        "more are waiting (one at a time). Nothing was stored. Please try again "
-                        "in a minute.")
+                        message=f"The applet is busy: it scores one patient at a time and "
+                        f"{queue.capacity - 1} more are waiting. Nothing was stored. Please try "
+                        "again in a minute.")
         folder = Path(tempfile.mkdtemp(prefix="mtnet-applet-", dir=settings.tmp_dir))
         handed_over = False
         try:
@@ -393,9 +393,9 @@ def quiet_logging() -> None:
 
 
 def serve(served, settings: AppSettings, host: str = "127.0.0.1", port: int = 8050) -> None:
+    """Run the application under uvicorn (call :func:`quiet_logging` first)."""
     import uvicorn
 
-    quiet_logging()
     app = create_app(served, settings)
     log.info("serving %s on http://%s:%d (one request at a time, %d may wait)", served.name, host,
              port, settings.queue)
