@@ -64,10 +64,6 @@ class AppSettings:
     threads: int = 1
 
 
-class Busy(Exception):
-    pass
-
-
 class TooLarge(Exception):
     pass
 
