@@ -156,3 +156,26 @@ def test_bad_inputs(tmp_path, fitted):
     with pytest.raises(InputError, match="unknown role"):
         clinical_lr.predict_table(d / "model" / "model.json", tmp_path / "bad.tsv", "TX", "test",
                                   tmp_path / "p.tsv")
+
+
+def test_a_new_patients_risk_gets_the_bootstrap_percentile_interval(fitted, tmp_path):
+    d, tables, model = fitted
+    draws = np.asarray(model["bootstrap_coefficients"])
+    assert draws.shape == (200, 1 + len(model["coefficients"]) - 1)
+    # the odds ratios' CIs are the same resamples' percentiles
+    lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
+    assert np.allclose(np.exp(lo), [c["ci_low"] for c in model["coefficients"]], rtol=1e-12)
+    assert np.allclose(np.exp(hi), [c["ci_high"] for c in model["coefficients"]], rtol=1e-12)
+    new = clinical_table("TX", 40, 21)
+    path = write_table(new, tmp_path / "TX.tsv")
+    got = clinical_lr.risk_interval(d / "model", path)
+    risk = dict(zip(new["patient_id"], clinical_lr.predict_risk(model, read_clinical(path))))
+    assert list(got) == list(new["patient_id"])
+    inside = [got[p][0] < risk[p] < got[p][1] for p in risk]
+    assert np.mean(inside) >= 0.9 and all(0 < a < b < 1 for a, b in got.values())
+    small = [write_table(clinical_table("TA", 75, 1), tmp_path / "TA.tsv"),
+             write_table(clinical_table("TB", 65, 2), tmp_path / "TB.tsv")]
+    # without a bootstrap there is no interval
+    clinical_lr.save(clinical_lr.fit(small, seed=5, bootstrap=0), tmp_path / "none",
+                     tmp_path / "s.tsv", tmp_path / "l.tsv")
+    assert clinical_lr.risk_interval(tmp_path / "none", path) == {}

@@ -20,6 +20,9 @@ APT_PACKAGES=(
   r-base-core r-cran-proc r-cran-hmisc r-cran-rms r-cran-survival
   # a single-node Slurm for the cluster test
   slurmctld slurmd slurm-client munge
+  # headless Chromium and its driver for the applet's browser test (selenium drives them;
+  # no browser is downloaded at run time)
+  chromium chromium-driver
 )
 
 missing_apt() {
@@ -31,7 +34,7 @@ missing_apt() {
 
 if [[ "${MTNET_SKIP_APT:-0}" != 1 ]]; then
   if ! command -v dpkg-query >/dev/null; then
-    say "not a Debian system: install R 4.2 (pROC, Hmisc, rms, survival) and Slurm yourself, then MTNET_SKIP_APT=1"
+    say "not a Debian system: install R 4.2 (pROC, Hmisc, rms, survival), Slurm and Chromium with its chromedriver yourself, then MTNET_SKIP_APT=1"
   else
     mapfile -t MISSING < <(missing_apt)
     if ((${#MISSING[@]})); then

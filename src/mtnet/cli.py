@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     "mtnet.synth.cli:register",
     "mtnet.io.cli:register",
     "mtnet.cli:register_validity",
+    "mtnet.app.cli:register",
 ]
 
 

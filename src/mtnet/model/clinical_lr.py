@@ -16,7 +16,10 @@ Prediction Models, 2nd ed., ch. 13):
   non-events); seeded from the config's seed); ties go to the larger penalty;
 - 95% CIs of the odds ratios are bootstrap percentiles (``clinical_lr.bootstrap``
   resamples, stratified by center and outcome, lambda fixed at its chosen value, seeded);
-  penalised fits have no valid Wald p-values, so p is NA with the reason in ``note``;
+  penalised fits have no valid Wald p-values, so p is NA with the reason in ``note``; the
+  resampled coefficients are kept (``bootstrap_coefficients``), and a new patient's risk
+  gets the same percentile interval (:func:`risk_interval`: the risks of the resampled
+  fits, encoding and lambda fixed);
 - coefficients are reported per unit of each factor.
 
 Out-of-fold risks for the training centers (split ``oof``) come from the workflow's split
@@ -135,9 +138,10 @@ def fit_frame(train: pd.DataFrame, seed: int, bootstrap: int = 0, where=None) ->
     a[1:, 1:] = np.diag(1 / sd)
     params = a @ _ridge(y, xs, penalty)
     lo = hi = np.full(k + 1, np.nan)
+    draws = None
     if bootstrap:
-        draws = _bootstrap(y, xs, strata, penalty, bootstrap, derive_seed(seed, MODEL_NAME, "bootstrap"))
-        lo, hi = np.percentile(draws @ a.T, [2.5, 97.5], axis=0)
+        draws = _bootstrap(y, xs, strata, penalty, bootstrap, derive_seed(seed, MODEL_NAME, "bootstrap")) @ a.T
+        lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
     note = (f"L2-penalised (lambda {penalty:.3g} by cross-validation): 95% CI = bootstrap percentile "
             f"(B = {bootstrap}); no Wald p after penalisation" if bootstrap else
             f"L2-penalised (lambda {penalty:.3g} by cross-validation)")
@@ -155,6 +159,8 @@ def fit_frame(train: pd.DataFrame, seed: int, bootstrap: int = 0, where=None) ->
         "encoding": encoding.to_dict(),
         "intercept": float(params[0]),
         "coefficients": coefs,
+        # per unit, one row per resample: (intercept, terms...)
+        "bootstrap_coefficients": None if draws is None else draws.tolist(),
     }
 
 
@@ -198,6 +204,22 @@ def predict_risk(model: dict, df: pd.DataFrame, center=None, path=None) -> np.nd
     x = Encoding.from_dict(model["encoding"]).matrix(df, center=center, path=path)
     beta = np.array([c["coef"] for c in model["coefficients"]])
     return 1.0 / (1.0 + np.exp(-(beta[0] + x @ beta[1:])))
+
+
+def risk_interval(model_folder, table_path, level: float = 0.95) -> dict:
+    """{patient_id: (low, high)}: the percentile interval of each patient's risk over the
+    bootstrap fits (none when the model was fitted without a bootstrap)."""
+    model = json.loads((Path(model_folder) / "model.json").read_text())
+    draws = model.get("bootstrap_coefficients")
+    if not draws:
+        return {}
+    draws = np.asarray(draws, float)
+    df = read_clinical(table_path)
+    x = Encoding.from_dict(model["encoding"]).matrix(df, path=table_path)
+    risks = 1.0 / (1.0 + np.exp(-(draws[:, :1].T + x @ draws[:, 1:].T)))  # (patients, B)
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(risks, [tail, 100 - tail], axis=1)
+    return {str(p): (float(a), float(b)) for p, a, b in zip(df["patient_id"], lo, hi)}
 
 
 def predict_table(model_path, table_path, center: str, role: str, out_path, oof_path=None) -> pd.DataFrame:

@@ -5,7 +5,10 @@ to use and describe a fitted model without the workflow.
 - the training centers (name, synthetic or a hospital's files, patients, events) and whether
   any is synthetic;
 - the settings of the stages before it (ingest, liver, tumor, features), so that a new
-  patient goes through the same ingestion, liver segmentation, tumor handling and crop.
+  patient goes through the same ingestion, liver segmentation, tumor handling and crop;
+- for a model that reads radiomics features, the text of the pyradiomics parameters file
+  they were extracted with (``radiomics_params``: text and sha256, as the features
+  sidecars recorded it), since ``features.params`` is a path of the training run.
 
 The risk-group thresholds come from ``oof.tsv`` beside it (the training centers' out-of-fold
 risks and outcomes), as the statistics fix them.
@@ -36,6 +39,34 @@ def training_summary(tables, centers: dict) -> list[dict]:
     return out
 
 
+def radiomics_params(feature_tables) -> dict:
+    """The parameters file the training centers' features were extracted with: its text and
+    sha256, read from the path their sidecars (``radiomics.json`` beside each table) name and
+    checked against the sha256 they recorded."""
+    import hashlib
+
+    from mtnet.errors import InputError
+
+    shas, source = set(), None
+    for table in feature_tables:
+        sidecar = Path(table).with_name("radiomics.json")
+        if not sidecar.exists():
+            raise InputError("features table without its sidecar", path=sidecar,
+                             fix="re-run the features stage")
+        info = json.loads(sidecar.read_text())
+        shas.add(info["params_sha256"])
+        source = source or info["params_path"]
+    if len(shas) != 1:
+        raise InputError("the training centers' features were extracted with different "
+                         "radiomics parameters", fix="re-run the features stage of every center")
+    sha = shas.pop()
+    data = Path(source).read_bytes() if Path(source).is_file() else b""
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise InputError("the radiomics parameters file changed since the features were "
+                         "extracted", path=source, fix="re-run the features stage")
+    return {"sha256": sha, "text": data.decode()}
+
+
 def write_identity(spec, folder, inputs: dict, stage_settings: dict, centers: dict) -> dict:
     """Write ``folder/identity.json`` after the family has fitted the model into ``folder``."""
     from mtnet.provenance import code_identity
@@ -54,6 +85,8 @@ def write_identity(spec, folder, inputs: dict, stage_settings: dict, centers: di
         "synthetic": any(c["source"] == "synthetic" for c in train),
         "settings": stage_settings,
     }
+    if inputs.get("features"):
+        record["radiomics_params"] = radiomics_params(list(inputs["features"]))
     (folder / IDENTITY_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
