@@ -60,7 +60,7 @@ class AugmentConfig:
     """Augmentation on the device, per sample of a batch.
 
     Spatial (one ``affine_grid``/``grid_sample`` per batch, the same warp for the image and
-    its masks; image trilinear, masks nearest): rotation about each axis uniform in
+    its masks; trilinear, masks thresholded at 0.5): rotation about each axis uniform in
     ±``rotate_deg``, isotropic scale uniform in 1 ± ``scale``, a flip of each axis in
     ``flip_axes`` (0, 1, 2 = D, H, W) with probability 1/2. Intensity (image only):
     ``x * a + b`` with ``a`` uniform in 1 ± ``intensity_scale``, ``b`` in ±``intensity_shift``,
@@ -230,14 +230,18 @@ class Augmentation:
         return torch.cat([linear, torch.zeros(n, 3, 1, device=device)], dim=2)
 
     def spatial(self, image: torch.Tensor, masks: Iterable[torch.Tensor], generator):
-        """The same random warp of ``image (B, C, D, H, W)`` (trilinear) and each mask
-        ``(B, 1, D, H, W)`` (nearest, dtype kept)."""
+        """The same random warp of ``image (B, C, D, H, W)`` and each 0/1 mask
+        ``(B, 1, D, H, W)``: one trilinear ``grid_sample`` of image and masks stacked as
+        channels, the masks then thresholded at 0.5 (dtype kept), as the tumor stage
+        resamples its masks."""
+        masks = list(masks)
         theta = self.affine(image.shape[0], generator, image.device)
         grid = F.affine_grid(theta, list(image.shape), align_corners=False)
-        out = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        warped = [F.grid_sample(m.float(), grid, mode="nearest", padding_mode="zeros",
-                                align_corners=False).to(m.dtype) for m in masks]
-        return out, warped
+        c = image.shape[1]
+        stacked = torch.cat([image, *(m.to(image.dtype) for m in masks)], dim=1) if masks else image
+        out = F.grid_sample(stacked, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        warped = [(out[:, c + i:c + i + 1] >= 0.5).to(m.dtype) for i, m in enumerate(masks)]
+        return out[:, :c], warped
 
     def intensity(self, image: torch.Tensor, generator) -> torch.Tensor:
         cfg = self.config
