@@ -88,13 +88,13 @@ class TrainConfig:
 
     epochs: int = 30
     batch_size: int = 8
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"
     warmup_epochs: int = 2
     poly_power: float = 0.9
-    patience: int = 10
-    min_epochs: int = 5
+    patience: int = 8
+    min_epochs: int = 8
     monitor: str = "inner_auc"
     bf16: bool = True
     compile: bool = False
