@@ -314,7 +314,8 @@ def predict_mtnet(model: FittedMTnet, crops: dict | None, clinical, device="cpu"
     bs = int(batch_size or model.settings.get("predict_batch_size", 8))
     net = model.network.to(dev).eval()
     logits, raws = [], []
-    with runtime(dev), torch.no_grad(), autocast(dev, bool(model.settings["training"]["bf16"])):
+    training = model.settings["training"]
+    with runtime(dev, training.get("threads")), torch.no_grad(), autocast(dev, bool(training["bf16"])):
         for s in range(0, n, bs):
             part = {k: v[s:s + bs].to(dev) for k, v in arrays.items()}
             res = net(part.get("image"), part.get("clinical"), part.get("tumor"),

@@ -180,9 +180,14 @@ class ClinicalBlock(nn.Module):
         return self.layers(factors)
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 -> float32 (a long low-precision sum loses digits); float64 stays."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def global_pool(features: torch.Tensor) -> torch.Tensor:
-    """``(B, C, d, h, w) -> (B, C)``: the mean over the whole grid."""
-    return features.mean(dim=(2, 3, 4))
+    """``(B, C, d, h, w) -> (B, C)``: the mean over the whole grid (at least float32)."""
+    return _at_least_float32(features).mean(dim=(2, 3, 4))
 
 
 def downsample_mask(mask: torch.Tensor, size) -> torch.Tensor:
@@ -195,8 +200,9 @@ def masked_pool(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``(B, C, d, h, w)``, mask ``(B, 1, D, H, W)`` -> ``(B, C)``: the mean of the features
     weighted by the mask's coverage of each feature voxel. An empty mask gives NaN (the data
     loader refuses empty tumor masks, so this never passes silently)."""
-    w = downsample_mask(mask, features.shape[2:]).to(features.dtype)
-    return (features * w).sum(dim=(2, 3, 4)) / w.sum(dim=(2, 3, 4))
+    f = _at_least_float32(features)
+    w = downsample_mask(mask, f.shape[2:]).to(f.dtype)
+    return (f * w).sum(dim=(2, 3, 4)) / w.sum(dim=(2, 3, 4))
 
 
 class FusionHead(nn.Module):
@@ -269,7 +275,8 @@ class MTnet(nn.Module):
             if clinical is None:
                 raise ValueError("MTnet: this configuration needs the clinical factors")
             parts.append(self.clinical_block(clinical))
-        fused = torch.cat([p.to(parts[0].dtype) for p in parts], dim=1) if len(parts) > 1 else parts[0]
+        dtype = torch.promote_types(*(p.dtype for p in parts)) if len(parts) > 1 else parts[0].dtype
+        fused = torch.cat([p.to(dtype) for p in parts], dim=1) if len(parts) > 1 else parts[0]
         return MTnetOutput(self.head(fused), seg, feats)
 
 
