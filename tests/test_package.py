@@ -22,7 +22,7 @@ SRC = REPO / "src" / "mtnet"
 RANKS = {
     "mtnet": 0, "errors": 0, "seeds": 0,
     "tables": 1, "factors": 1, "imaging": 1, "registry": 1,
-    "config": 2, "runlog": 2, "provenance": 2,
+    "config": 2, "runlog": 2, "provenance": 2, "trainer": 2,
     "io": 3, "synth": 4, "liver": 5, "tumor": 6, "features": 7, "model": 8, "stats": 9,
     "report": 10, "app": 11, "cli": 12,
 }

@@ -5,22 +5,21 @@ to the others. Images are resampled to an isotropic working spacing (``spacing_m
 default 3 mm), HU clipped to ``hu_window`` and scaled to [0, 1]; training samples random
 cubic crops (``crop`` voxels; half of them centred on the liver), loss Dice + cross-entropy
 (MONAI ``DiceCELoss``), Adam with the polynomial learning-rate decay of nnU-Net
-(:func:`poly_lr`). Inference: sliding windows (MONAI ``sliding_window_inference``), the
+(:func:`poly_lr`), through the project's trainer (:func:`mtnet.trainer.fit`: the
+volumes resident on the training device, crops and intensity jitter drawn there from one
+seeded ``torch.Generator``). Inference: sliding windows (MONAI ``sliding_window_inference``), the
 liver probability resampled linearly onto the input grid, thresholded at 0.5, its largest
 connected component kept and holes filled. A held-out part of the patients of every
 source center (``heldout_fraction``) is never trained on; its Dice per patient is written
 next to the model.
 
 Deterministic: the split, the crops and the weights derive from the config's seed
-(:func:`mtnet.seeds.derive_seed`); torch runs with deterministic algorithms.
+(:func:`mtnet.seeds.derive_seed`); on the CPU torch runs with deterministic algorithms.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from mtnet.config import section
 from mtnet.errors import InputError
 from mtnet.imaging import NIFTI, patient_ids, read_mask
 from mtnet.liver import qc
+from mtnet.trainer import AugmentConfig, Schedule, TrainConfig, fit, hard_dice
 from mtnet.seeds import derive_seed, rng
 from mtnet.tables import write_tsv
 
@@ -84,20 +84,68 @@ def split_cases(cases: list[dict], fraction: float, seed: int) -> tuple[list[dic
     return train, heldout
 
 
-def random_crop(image: np.ndarray, mask: np.ndarray, size: int, generator: np.random.Generator,
-                foreground_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """A cubic crop of ``size`` voxels (zero-padded where the volume is smaller), centred on
-    a random liver voxel with probability ``foreground_fraction``, else anywhere."""
-    pad = [(max(0, size - n) // 2, max(0, size - n) - max(0, size - n) // 2) for n in image.shape]
-    image, mask = np.pad(image, pad), np.pad(mask, pad)
-    fg = np.flatnonzero(mask) if generator.random() < foreground_fraction else np.empty(0)
-    if fg.size:
-        centre = np.unravel_index(fg[generator.integers(fg.size)], mask.shape)
-        start = [int(np.clip(c - size // 2, 0, n - size)) for c, n in zip(centre, mask.shape)]
-    else:
-        start = [int(generator.integers(0, n - size + 1)) for n in mask.shape]
-    sl = tuple(slice(s, s + size) for s in start)
-    return image[sl], mask[sl]
+class CropTask:
+    """The liver UNet's :class:`~mtnet.trainer.TrainingTask`: the working-grid volumes
+    resident on the device (zero-padded once to at least ``size`` per axis); each batch is
+    one cubic crop of ``size`` voxels per picked case, centred on a random liver voxel with
+    probability ``foreground_fraction`` (else anywhere), then intensity-jittered
+    (``x * U(0.9, 1.1) + U(-0.05, 0.05)``); loss Dice + cross-entropy."""
+
+    def __init__(self, data: list[tuple[np.ndarray, np.ndarray]], size: int,
+                 foreground_fraction: float):
+        from monai.losses import DiceCELoss
+
+        from mtnet.trainer import Augmentation
+
+        self.data, self.size, self.fg_fraction = data, int(size), float(foreground_fraction)
+        self.n_train = len(data)
+        self.augment = Augmentation(AugmentConfig(spatial=False, intensity_scale=0.1,
+                                                  intensity_shift=0.05, noise_std=0.0))
+        self.loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+
+    def to(self, device) -> None:
+        import torch
+
+        self.images, self.masks, self.fg = [], [], []
+        for image, mask in self.data:
+            pad = [(max(0, self.size - n) // 2, max(0, self.size - n) - max(0, self.size - n) // 2)
+                   for n in image.shape]
+            image, mask = np.pad(image, pad), np.pad(mask, pad)
+            self.images.append(torch.from_numpy(np.ascontiguousarray(image, np.float32)).to(device))
+            self.masks.append(torch.from_numpy(np.ascontiguousarray(mask, np.int64)).to(device))
+            self.fg.append(torch.nonzero(self.masks[-1].flatten()).squeeze(1))
+
+    def _crop(self, i: int, generator):
+        import torch
+
+        image, mask, fg = self.images[i], self.masks[i], self.fg[i]
+        dev, size = image.device, self.size
+        if float(torch.rand(1, generator=generator, device=dev)) < self.fg_fraction and fg.numel():
+            flat = int(fg[torch.randint(fg.numel(), (1,), generator=generator, device=dev)])
+            centre = np.unravel_index(flat, tuple(mask.shape))
+            start = [int(np.clip(c - size // 2, 0, n - size)) for c, n in zip(centre, mask.shape)]
+        else:
+            start = [int(torch.randint(0, n - size + 1, (1,), generator=generator, device=dev))
+                     for n in mask.shape]
+        sl = tuple(slice(a, a + size) for a in start)
+        return image[sl], mask[sl]
+
+    def train_batch(self, index, generator) -> dict:
+        import torch
+
+        crops = [self._crop(i, generator) for i in index.tolist()]
+        x = torch.stack([c[0] for c in crops])[:, None]
+        y = torch.stack([c[1] for c in crops])[:, None]
+        x, _ = self.augment(x, [], generator)
+        return {"image": x, "mask": y}
+
+    def loss(self, model, batch):
+        logits = model(batch["image"]).float()
+        loss = self.loss_fn(logits, batch["mask"])
+        return loss, {"seg_loss": loss, "seg_dice": hard_dice(logits.detach(), batch["mask"])}
+
+    def evaluate(self, model) -> dict:
+        return {}  # no inner split: a fixed number of epochs, the last weights kept
 
 
 # --------------------------------------------------------------------------- model
@@ -106,7 +154,7 @@ def random_crop(image: np.ndarray, mask: np.ndarray, size: int, generator: np.ra
 def poly_lr(epoch: int, epochs: int, power: float = 0.9) -> float:
     """Learning-rate factor of the polynomial decay (1 - epoch / epochs) ** power, as in
     nnU-Net (Isensee et al., Nat Methods 2021)."""
-    return max(0.0, 1.0 - epoch / max(1, epochs)) ** power
+    return Schedule("poly", epochs, power=power)(epoch)
 
 
 def build_model(channels):
@@ -117,24 +165,12 @@ def build_model(channels):
                 strides=(2,) * (len(channels) - 1), num_res_units=1, norm="instance")
 
 
-@contextlib.contextmanager
-def deterministic_torch(seed: int, threads: int):
-    import torch
-
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads())
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(max(1, int(threads)))
-    torch.manual_seed(seed)
-    try:
-        yield torch
-    finally:
-        torch.use_deterministic_algorithms(previous[0])
-        torch.set_num_threads(previous[1])
-
-
 def train(images: list, masks: list, model_path, heldout_path, settings: dict, seed: int,
-          threads: int = 1) -> pd.DataFrame:
-    """Train the liver UNet; write the model and the held-out Dice per patient."""
+          threads: int = 1, device: str = "cpu", workdir=None) -> pd.DataFrame:
+    """Train the liver UNet; write the model and the held-out Dice per patient.
+
+    ``device``: ``cpu``, ``cuda`` or ``auto``; ``workdir``: where the trainer keeps its
+    per-epoch checkpoint and log (none by default)."""
     cfg = section("liver", {"unet": dict(settings or {})})["unet"]
     cases = collect_cases(images, masks)
     if len(cases) < 2:
@@ -153,40 +189,21 @@ def train(images: list, masks: list, model_path, heldout_path, settings: dict, s
         arr, grid = preprocess(image, cfg["spacing_mm"], cfg["hu_window"])
         data.append((arr, mask_on(mask, grid)))
 
-    with deterministic_torch(derive_seed(seed, "liver-unet", "weights"), threads) as torch:
-        from monai.losses import DiceCELoss
+    import torch
 
+    epochs = int(cfg["epochs"])
+    # Adam = AdamW without weight decay; the trainer's batches wrap around like before
+    training = TrainConfig(epochs=epochs, batch_size=int(cfg["batch_size"]),
+                           learning_rate=float(cfg["learning_rate"]), weight_decay=0.0,
+                           schedule="poly", poly_power=0.9, patience=0, min_epochs=0,
+                           threads=threads, augment=AugmentConfig(enabled=False))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "liver-unet", "weights"))
         model = build_model(cfg["channels"])
-        loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-        optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["learning_rate"]))
-        epochs = int(cfg["epochs"])
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: poly_lr(e, epochs))
-        generator = rng(seed, "liver-unet", "crops")
-        size, batch = int(cfg["crop"]), int(cfg["batch_size"])
-        steps = max(1, math.ceil(len(data) / batch))
-        start = time.perf_counter()
-        model.train()
-        for epoch in range(epochs):
-            order = generator.permutation(len(data))
-            losses = []
-            for step in range(steps):
-                picks = [order[(step * batch + b) % len(data)] for b in range(batch)]
-                crops = [random_crop(*data[i], size, generator, cfg["foreground_fraction"]) for i in picks]
-                scale = generator.uniform(0.9, 1.1, size=batch)
-                shift = generator.uniform(-0.05, 0.05, size=batch)
-                x = np.stack([c[0] * s + o for c, s, o in zip(crops, scale, shift)])[:, None]
-                y = np.stack([c[1] for c in crops])[:, None]
-                optimizer.zero_grad()
-                loss = loss_fn(model(torch.from_numpy(x.astype(np.float32))),
-                               torch.from_numpy(y.astype(np.int64)))
-                loss.backward()
-                optimizer.step()
-                losses.append(float(loss.detach()))
-            scheduler.step()
-            log.info("epoch %d/%d: loss %.4f (%.0f s)", epoch + 1, epochs,
-                     float(np.mean(losses)), time.perf_counter() - start)
-        model.eval()
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    task = CropTask(data, int(cfg["crop"]), cfg["foreground_fraction"])
+    fit(model, task, training, seed=seed, device=device, workdir=workdir, name="liver-unet")
+    model.to("cpu").eval()
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     payload = {
         "state_dict": state,
@@ -196,8 +213,6 @@ def train(images: list, masks: list, model_path, heldout_path, settings: dict, s
         "seed": int(seed),
     }
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
-    import torch
-
     torch.save(payload, model_path)
 
     model = load(model_path, threads=threads)

@@ -39,22 +39,37 @@ def stratified_folds(y, strata, k: int, seed: int, *names) -> np.ndarray:
 
 
 def make_folds(table, k: int, seed: int):
-    """The split file's rows: ``table`` (center, patient_id, mvi) with ``fold`` 1..k."""
+    """The split file's rows: ``table`` (center, patient_id, mvi 0/1) with ``fold`` 1..k,
+    sorted by center and patient. Within each center the patients, sorted by patient_id
+    (so the row order does not matter), are shuffled per outcome and dealt as the module
+    docstring says."""
+    import pandas as pd
+
+    missing = [c for c in ("center", "patient_id", "mvi") if c not in table.columns]
+    if missing:
+        raise InputError(f"the fold table lacks {missing}", fix="pass center, patient_id, mvi")
     if k < 2:
-        raise InputError(f"validation.folds = {k}: at least 2 folds are needed")
-    y = table["mvi"]
-    if y.isna().any():
-        pid = table.loc[y.isna(), "patient_id"].iloc[0]
-        raise InputError("training patient without mvi cannot be assigned to a fold",
-                         patient=pid, column="mvi", fix="give every training patient an outcome")
+        raise InputError(f"k-fold needs k >= 2 (validation.folds = {k})", fix="set validation.folds to 2 or more")
+    df = table[["center", "patient_id", "mvi"]].astype({"center": str, "patient_id": str})
+    dup = df.duplicated(["center", "patient_id"])
+    if dup.any():
+        row = df[dup].iloc[0]
+        raise InputError("patient listed twice", center=row["center"], patient=row["patient_id"])
+    y = pd.to_numeric(df["mvi"], errors="coerce")
+    bad = y.isna() | ~y.isin([0, 1])
+    if bad.any():
+        row = df[bad].iloc[0]
+        raise InputError(f"mvi must be 0/1 for every training patient, got {row['mvi']!r}",
+                         center=row["center"], patient=row["patient_id"], column="mvi",
+                         fix="give every training patient an outcome")
     events = int(y.sum())
     if events < k or len(y) - events < k:
         raise InputError(f"{events} MVI event(s) and {len(y) - events} non-event(s) in the "
                          f"training centers: too few for {k} stratified folds",
                          fix="lower validation.folds or add training patients")
-    out = table[["center", "patient_id", "mvi"]].copy()
-    out["fold"] = stratified_folds(y.to_numpy(int), out["center"], k, seed) + 1
-    return out.sort_values(["center", "patient_id"]).reset_index(drop=True)
+    out = df.assign(mvi=y.astype(int)).sort_values(["center", "patient_id"]).reset_index(drop=True)
+    out["fold"] = stratified_folds(out["mvi"].to_numpy(), out["center"], k, seed) + 1
+    return out[FOLD_COLUMNS]
 
 
 def center_folds(table, centers):
@@ -75,12 +90,10 @@ def write_folds(tables, out_path, k: int, seed: int, scheme: str = "external", c
     from mtnet.tables import read_clinical_tables, write_tsv
 
     train = read_clinical_tables(tables)
-    train["mvi"] = train["mvi"].astype(float)
     if scheme == "leave-one-center-out":
         folds = center_folds(train, centers or sorted(set(train["center"])))
     else:
         folds = make_folds(train, k, seed)
-    folds["mvi"] = folds["mvi"].astype(int)
     write_tsv(folds[FOLD_COLUMNS], out_path)
     return folds
 
