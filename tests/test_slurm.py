@@ -26,7 +26,7 @@ TEST_PROFILE = REPO / "tests" / "data" / "slurm_test_profile"
 SMOKE = REPO / "tests" / "data" / "slurm_smoke" / "Snakefile"
 TINY = REPO / "config" / "tiny.yaml"
 # rules the workflow runs on the submit host (Snakefile `localrules:`)
-LOCAL_RULES = {"all", "table1", "train_model", "predict_model"}
+LOCAL_RULES = {"all", "splits", "table1", "validity", "train_model", "predict_model"}
 
 _SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
@@ -52,7 +52,7 @@ def test_every_training_rule_asks_for_a_gpu():
     p = profile()
     rules = "\n".join(f.read_text() for f in (REPO / "workflow" / "rules").glob("*.smk"))
     # the deep-learning training rules (the liver UNet, the MTnet variants)
-    training = set(re.findall(r"^rule (train_\w*(?:unet|mtnet)\w*):", rules, re.MULTILINE | re.IGNORECASE))
+    training = set(re.findall(r"^rule (train_\w*(?:unet|mtnet|network)\w*):", rules, re.MULTILINE | re.IGNORECASE))
     assert "train_liver_unet" in training
     for rule in training:
         gpu = p["set-resources"].get(rule, {})
@@ -246,7 +246,11 @@ def missing_stage_functions(rules: set[str]) -> list[str]:
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_tiny_pipeline_end_to_end_through_slurm(cluster, tmp_path):
-    planned = run_snakemake(["-n", "--replace-workflow-config"], tmp_path, timeout=180, configfiles=[TINY])
+    # the reference model and one MTnet variant: its fold trainings are GPU jobs
+    overlay = tmp_path / "models.yaml"
+    overlay.write_text("models: [Model-Clinical-LR, Model-CR-DR]\n")
+    planned = run_snakemake(["-n", "--replace-workflow-config"], tmp_path, timeout=180,
+                            configfiles=[TINY, overlay])
     assert planned.returncode == 0, planned.stderr[-3000:]
     plan = dry_run_jobs(planned)
     missing = missing_stage_functions({rule for rule, _ in plan})
@@ -255,8 +259,9 @@ def test_tiny_pipeline_end_to_end_through_slurm(cluster, tmp_path):
 
     t0 = time.perf_counter()
     proc = slurm_snakemake(REPO / "Snakefile", tmp_path,
-                           ["--configfile", str(TINY), "--replace-workflow-config"], timeout=420)
-    rc, log = finish(proc, 420)
+                           ["--configfile", str(TINY), str(overlay), "--replace-workflow-config"],
+                           timeout=900)
+    rc, log = finish(proc, 900)
     print(f"tiny pipeline through Slurm: {time.perf_counter() - t0:.1f} s")
     assert rc == 0, log[-6000:]
 
@@ -272,6 +277,11 @@ def test_tiny_pipeline_end_to_end_through_slurm(cluster, tmp_path):
     assert {finished[i]["JobState"] for i in jobs} == {"COMPLETED"}
     for rule in LOCAL_RULES & {rule for rule, _ in plan}:
         assert f"localrule {rule}:" in log, rule
+    # MTnet's fold trainings ran as Slurm jobs that asked for the (test node's) GPU
+    network = [i for i in jobs if job_rule(history[i]).startswith("rule_train_network")]
+    assert len(network) == 3, [job_rule(history[i]) for i in jobs]
+    for slurm_id in network:
+        assert "gpu" in cluster.job_record(slurm_id).get("TresPerJob", ""), slurm_id
 
     # the final outputs
     final = re.search(r"^(?:local)?rule all:\n    input: (.+)$", planned.stdout, re.MULTILINE).group(1)

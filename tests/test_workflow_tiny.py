@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_snakemake
+from mtnet.model import registry
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +28,7 @@ CENTERS = TRAIN + EXTERNAL
 PREDICTION_COLUMNS = [
     "patient_id", "center", "model", "risk", "mvi", "time_to_mvi_days", "death", "os_days", "split",
 ]
+MODELS = yaml.safe_load(TINY.read_text())["models"]
 STATS_FILES = [
     "discrimination.tsv", "delong.tsv", "nri_idi.tsv", "calibration.tsv",
     "decision_curve.tsv", "subgroups.tsv", "survival.tsv",
@@ -68,16 +70,25 @@ def test_every_stage_writes_its_contract(run_dir):
         lesions = read_tsv(res / "tumor" / center / "lesions.tsv")
         assert sorted(lesions["patient_id"]) == pids
         assert len(list((res / "tumor" / center / "roi").glob("*.npz"))) == len(pids)
-        pred = read_tsv(res / "predictions" / center / "Model-Clinical-LR.tsv")
-        assert list(pred.columns) == PREDICTION_COLUMNS
-        assert sorted(pred["patient_id"]) == pids
-        assert pred["risk"].between(0, 1).all()
-        assert set(pred["split"]) == {"apparent" if center in TRAIN else "external"}
-    for center in EXTERNAL + ["pooled_train"]:
+        for model in MODELS:
+            pred = read_tsv(res / "predictions" / center / f"{model}.tsv")
+            assert list(pred.columns[:9]) == PREDICTION_COLUMNS, model
+            splits = {"apparent", "oof"} if center in TRAIN else {"external"}
+            assert set(pred["split"]) == splits, (center, model)
+            for split in splits:
+                assert sorted(pred.loc[pred["split"] == split, "patient_id"]) == pids, (center, model)
+            assert pred["risk"].between(0, 1).all(), (center, model)
+            if registry.MODELS[model].family == "mtnet" and model != "Model-CR":
+                assert pred["h_score"].between(0, 1).all(), (center, model)
+    for center in EXTERNAL + ["pooled_train", "pooled_train_apparent"]:
         for name in STATS_FILES:
             assert (res / "stats" / center / name).is_file(), (center, name)
         disc = read_tsv(res / "stats" / center / "discrimination.tsv")
-        assert "Model-Clinical-LR" in set(disc["model"])
+        assert set(disc["model"]) == set(MODELS)
+        # Model-CR-DR against every other model
+        assert len(read_tsv(res / "stats" / center / "delong.tsv")) == len(MODELS) - 1
+    validity = read_tsv(res / "stats" / "validity.tsv")
+    assert set(validity.loc[validity["row"] == "model", "model"]) == set(MODELS)
     assert (res / "stats" / "table1.tsv").is_file()
 
 
@@ -103,6 +114,8 @@ def test_the_run_is_deterministic(run_dir, tmp_path):
     again.mkdir()
     targets = [
         "results/predictions/TX/Model-Clinical-LR.tsv",
+        "results/predictions/TX/Model-CR-DR.tsv",
+        "results/predictions/TA/Model-Logistic-CR-DR.tsv",
         "results/models/Model-Clinical-LR/summary.tsv",
         "results/liver/TX/qc.tsv",
     ]

@@ -181,6 +181,7 @@ def model_inputs(model, centers, training=True):
     file only for training)."""
     paths = {
         "clinical": get_clinical_tables(centers),
+        "roi": [f"results/tumor/{c}/roi" for c in centers],
         "features": [f"results/features/{c}/radiomics.tsv" for c in centers],
         "splits": SPLIT_FILE,
     }
@@ -188,9 +189,28 @@ def model_inputs(model, centers, training=True):
     return {kind: paths[kind] for kind in kinds}
 
 
+def fold_numbers():
+    """The folds of the split file: validation.folds, or one per center (leave-one-out)."""
+    return range(1, (len(MODEL_CENTERS) if LOCO else config["validation"]["folds"]) + 1)
+
+
 def get_model_training_input(wildcards):
-    """The training centers' inputs of the model (its registry entry says which)."""
+    """The training centers' inputs of the model (its registry entry says which); for a
+    family trained fold by fold, its fold jobs' folders instead of the images."""
+    inputs = model_inputs(wildcards.model, MODEL_CENTERS)
+    if registry.get(wildcards.model).fold_jobs:
+        inputs.pop("roi", None)
+        inputs["folds"] = [
+            f"results/models/{wildcards.model}/folds/{k}" for k in fold_numbers()
+        ]
+    return inputs
+
+
+def get_fold_training_input(wildcards):
     return model_inputs(wildcards.model, MODEL_CENTERS)
+
+
+NETWORK_MODELS = "|".join(m for m in MODELS if registry.get(m).fold_jobs) or "(?!x)x"
 
 
 def get_model_prediction_input(wildcards):

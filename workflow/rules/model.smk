@@ -21,6 +21,31 @@ rule splits:
         "../scripts/splits.py"
 
 
+rule train_network:
+    """One fold of a network (MTnet's variants): trained on the other folds' patients, its
+    own fold predicted; a GPU job on a cluster (slurm/config.yaml), the CPU elsewhere."""
+    input:
+        unpack(get_fold_training_input),
+    output:
+        directory("results/models/{model}/folds/{fold}"),
+    log:
+        "results/logs/train_network/{model}/{fold}.log",
+    wildcard_constraints:
+        model=NETWORK_MODELS,
+        fold="[0-9]+",
+    conda:
+        "../../envs/model.yaml"
+    threads: config["mtnet"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        settings=get_model_settings,
+        seed=config["seed"],
+    script:
+        "../scripts/train_network.py"
+
+
 rule train_model:
     """A model of the registry (src/mtnet/model/registry.py), fitted on the training centers."""
     input:

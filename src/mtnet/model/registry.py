@@ -36,8 +36,10 @@ class ModelSpec:
     ``information``: the information set it uses, for its Bayes ceiling on a synthetic
     center (clinical table only, image only, or both); ``needs_gpu``: trained on a GPU when
     there is one (the same job runs on the CPU otherwise); ``settings``: the config section
-    its family reads (None: none); ``options``: the family's settings of this model (e.g.
-    an MTnet variant's configuration).
+    its family reads (None: none); ``fold_jobs``: the family trains one job per fold of the
+    split file (``train_fold``, rule ``train_network``: ``train_fold(model, inputs,
+    fold_dir, fold, settings, seed, threads)``) and ``train`` assembles them;
+    ``options``: the family's settings of this model.
     """
 
     name: str
@@ -49,6 +51,8 @@ class ModelSpec:
     description: str
     needs_gpu: bool = False
     settings: str | None = None
+    fold_jobs: bool = False
+    train_fold: str | None = None
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -65,10 +69,31 @@ class ModelSpec:
 
 _CLINICAL_LR = "mtnet.model.clinical_lr"
 _RADIOMICS = "mtnet.model.radiomics_lr"
+_MTNET = "mtnet.model.mtnet.family"
+
+
+def _mtnet(name: str, information: str, description: str, image: bool = True) -> ModelSpec:
+    # the variants' structure (image, clinical block, decoder, stepwise screen) is in
+    # mtnet.model.mtnet.variants; what the workflow needs of them is here
+    return ModelSpec(
+        name=name, family="mtnet", information=information,
+        inputs=(("roi",) if image else ()) + ("clinical", "splits"),
+        train=f"{_MTNET}:train_model", predict=f"{_MTNET}:predict_model",
+        description=description, needs_gpu=True, settings="mtnet", fold_jobs=True,
+        train_fold=f"{_MTNET}:train_fold",
+    )
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
+        _mtnet("Model-CR-DR", "both", "MTnet: CT encoder with the tumor-segmentation decoder, "
+               "clinical block and fusion head (the paper's best model)"),
+        _mtnet("Model-NoSeg-CR-DR", "both", "MTnet without the segmentation decoder (lambda = 0)"),
+        _mtnet("Model-Logistic-CR-DR", "both", "MTnet whose clinical block sees only the "
+               "factors kept by backward stepwise logistic regression"),
+        _mtnet("Model-CR", "clinical", "MTnet's clinical block and head (no image)", image=False),
+        _mtnet("Model-DR", "image", "MTnet's image path with the segmentation decoder (no "
+               "clinical factors)"),
         ModelSpec(
             name="Model-Clinical-LR",
             family="clinical_lr",

@@ -16,7 +16,8 @@ from mtnet.errors import InputError
 # name -> overrides. ``seg_weight`` is lambda of the loss BCE + lambda (Dice + CE);
 # ``stepwise``: the clinical block sees only the factors kept by backward stepwise logistic
 # regression (mtnet.model.stepwise) on the training patients. ``information``: what the
-# model sees (clinical | image | both); ``inputs``: what train/predict need.
+# model sees (clinical | image | both; the registry's entries say the same and the registry
+# is what the workflow and the statistics read); ``inputs``: what train/predict need.
 VARIANTS: dict[str, dict] = {
     "Model-DR": {"image": True, "clinical": False, "segmentation": True,
                  "information": "image", "inputs": ("crops",)},
