@@ -34,9 +34,8 @@ from mtnet.cli import main
 
 pytestmark = pytest.mark.slow
 
-# The model the applet serves in these tests: the one place to change (to "Model-CR-DR"
-# once MTnet is registered).
-APPLET_MODEL = "Model-Clinical-LR"
+# The model the applet serves in these tests (the paper's applet served Model-CR-DR):
+APPLET_MODEL = "Model-CR-DR"
 
 TINY = REPO / "config" / "tiny.yaml"
 SMALLER = {

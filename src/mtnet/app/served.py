@@ -107,17 +107,19 @@ def model_folder(path) -> Path:
 
 def needed_factors(folder: Path, spec) -> list[str]:
     """The canonical columns a new patient must give: none for an image-only model; else the
-    columns of the encoding the family saved in ``model.json`` (every model factor when it
-    saved none)."""
+    ``factors`` the family listed in ``model.json`` (MTnet: those its fold encodings read),
+    or the columns of the encoding it saved there (every model factor when neither)."""
     from mtnet.factors import MODEL_FACTORS, Encoding
 
     if spec.information == "image":
         return []
     path = folder / "model.json"
     if path.exists():
-        encoding = json.loads(path.read_text()).get("encoding")
-        if encoding is not None:
-            return Encoding.from_dict(encoding).columns
+        meta = json.loads(path.read_text())
+        if meta.get("factors") is not None:
+            return list(meta["factors"])
+        if meta.get("encoding") is not None:
+            return Encoding.from_dict(meta["encoding"]).columns
     return list(MODEL_FACTORS)
 
 
