@@ -33,7 +33,9 @@ LOCO = config["validation"]["scheme"] == mtconfig.LOCO
 # each is predicted by the models fitted on the others), and the centers evaluated
 MODEL_CENTERS = CENTERS if LOCO else TRAIN_CENTERS
 EVAL_CENTERS = (
-    CENTERS + [mtconfig.POOLED_LOCO] if LOCO else EXTERNAL_CENTERS + list(mtconfig.POOLED)
+    CENTERS + [mtconfig.POOLED_LOCO]
+    if LOCO
+    else EXTERNAL_CENTERS + list(mtconfig.POOLED)
 )
 MODELS = list(config["models"])
 
@@ -145,7 +147,8 @@ def get_tumor_input(wildcards):
 
 def workflow_file(path):
     """A relative path from the working directory, else from the workflow's own folder (the
-    files the workflow ships, such as config/radiomics.yaml, also under `snakemake -d`)."""
+    files the workflow ships, such as config/radiomics.yaml, also under `snakemake -d`).
+    """
     if Path(path).is_absolute() or Path(path).exists():
         return path
     return str(Path(workflow.basedir) / path)

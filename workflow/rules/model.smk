@@ -23,7 +23,8 @@ rule splits:
 
 rule train_network:
     """One fold of a network (MTnet's variants): trained on the other folds' patients, its
-    own fold predicted; a GPU job on a cluster (slurm/config.yaml), the CPU elsewhere."""
+    own fold predicted; a GPU job on a cluster (slurm/config.yaml), the CPU elsewhere.
+    """
     input:
         unpack(get_fold_training_input),
     output:

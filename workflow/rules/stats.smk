@@ -110,8 +110,8 @@ rule validity:
         mem_mb=2000,
         runtime=30,
     params:
-        results="results",
+        results=lambda w, output: str(Path(output[0]).parent.parent),
         models=MODELS,
-        engine=config["stats"]["engine"],
+        settings=config["stats"],
     script:
         "../scripts/validity.py"
