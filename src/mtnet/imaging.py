@@ -222,6 +222,17 @@ def window(hu: np.ndarray, hu_window) -> np.ndarray:
 _STRUCTURES = {6: None, 26: np.ones((3, 3, 3), bool)}
 
 
+def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...]:
+    """Slices of ``mask``'s bounding box grown by ``pad`` voxels, clipped to the array
+    (the whole array when the mask is empty)."""
+    box = []
+    for axis, n in enumerate(mask.shape):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(0, n) if hit.size == 0 else
+                   slice(max(0, int(hit[0]) - pad), min(n, int(hit[-1]) + 1 + pad)))
+    return tuple(box)
+
+
 def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
     """Connected components of a 3D mask, 6- or 26-connected: (labels, count)."""
     from scipy import ndimage as ndi
