@@ -22,7 +22,14 @@ import SimpleITK as sitk
 
 from mtnet.config import section
 from mtnet.errors import InputError
-from mtnet.imaging import NIFTI, array_image, label_components, patient_ids, read_mask
+from mtnet.imaging import (
+    NIFTI,
+    array_image,
+    bounding_box,
+    label_components,
+    patient_ids,
+    read_mask,
+)
 from mtnet.liver import classical, qc
 from mtnet.tables import write_tsv
 
@@ -71,15 +78,22 @@ def join_tumor(liver: np.ndarray, tumor: np.ndarray) -> tuple[np.ndarray, float]
     tumor = tumor.astype(bool)
     if not tumor.any():
         return liver, 0.0
-    labels, _ = label_components(tumor, connectivity=26)
-    near = ndi.binary_dilation(liver, structure=np.ones((3, 3, 3), bool))
-    touching = np.unique(labels[near & tumor])
+    # in the tumor's box (one voxel wider, for the dilation) and the joined mask's box:
+    # the same voxels as over the whole image, at the cost of the boxes
+    box = bounding_box(tumor, pad=1)
+    tumor_box, liver_box = tumor[box], liver[box].astype(bool)
+    labels, _ = label_components(tumor_box, connectivity=26)
+    near = ndi.binary_dilation(liver_box, structure=np.ones((3, 3, 3), bool))
+    touching = np.unique(labels[near & tumor_box])
     touching = touching[touching > 0]
     if touching.size == 0:
         return liver, 0.0
-    joined = liver | np.isin(labels, touching)
-    added = float((joined & ~liver & tumor).sum()) / float(tumor.sum())
-    return ndi.binary_fill_holes(joined), added
+    joined = liver.astype(bool, copy=True)
+    joined[box] |= np.isin(labels, touching)
+    added = float((joined[box] & ~liver_box & tumor_box).sum()) / float(tumor.sum())
+    fill = bounding_box(joined, pad=1)
+    joined[fill] = ndi.binary_fill_holes(joined[fill])
+    return joined, added
 
 
 def _reference(inputs: dict, backend: str, pid: str) -> tuple[Path | None, str]:
