@@ -257,6 +257,26 @@ def test_segment_center_provided_missing_mask_names_patient(tmp_path):
         segment_center("C1", "provided", inputs, outputs, SETTINGS)
 
 
+def test_segment_center_with_patients_side_by_side_names_the_failing_patient(tmp_path):
+    inputs, outputs = _center(tmp_path, n=3, with_provided=True, truth=False)
+    os.remove(os.path.join(inputs["provided"], "C1-0001.nii.gz"))
+    with pytest.raises(InputError, match="patient C1-0001.*liver mask is missing"):
+        segment_center("C1", "provided", inputs, outputs, SETTINGS, threads=2)
+
+
+@pytest.mark.parametrize("backend", ["classical", "provided"])
+def test_segment_center_threads_give_the_same_files(tmp_path, backend):
+    inputs, one = _center(tmp_path, n=3, with_provided=True)
+    two = {k: v.replace(os.sep + "liver" + os.sep, os.sep + "liver2" + os.sep) for k, v in one.items()}
+    segment_center("C1", backend, inputs, one, SETTINGS, threads=1)
+    segment_center("C1", backend, inputs, two, SETTINGS, threads=2)
+    files = sorted(p.relative_to(tmp_path / "liver") for p in (tmp_path / "liver").rglob("*")
+                   if p.is_file())
+    assert len(files) == 3 + 2  # the masks, qc.tsv, montage.png
+    for rel in files:
+        assert (tmp_path / "liver" / rel).read_bytes() == (tmp_path / "liver2" / rel).read_bytes(), rel
+
+
 def test_synthetic_reference_on_the_scanner_grid_is_resampled(tmp_path):
     """The generator's masks keep the scanner's grid: resampled (nearest) for the QC Dice."""
     inputs, outputs = _center(tmp_path, n=1)

@@ -1,4 +1,5 @@
-"""Imaging helpers every stage shares: grids, resampling, connected components, montages.
+"""Imaging helpers every stage shares: grids, resampling, connected components, montages,
+and the map of a stage over a center's patients.
 
 Conventions (docs/data_contracts.md): SimpleITK images in LPS; NumPy arrays (z, y, x);
 config spacings and grids (x, y, z). Images are resampled with linear interpolation (air,
@@ -215,6 +216,44 @@ def window(hu: np.ndarray, hu_window) -> np.ndarray:
     """Clip to [low, high] and scale linearly to [0, 1]: (clip(HU) - low) / (high - low)."""
     low, high = float(hu_window[0]), float(hu_window[1])
     return ((np.clip(hu, low, high) - low) / (high - low)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- patients
+
+
+def map_patients(fn, patients, workers: int = 1, *, center=None) -> list:
+    """``[fn(pid) for pid in patients]`` on ``workers`` threads, in the order of ``patients``.
+
+    A stage's patients are independent; their heavy parts (SimpleITK filters, NumPy, SciPy's
+    ndimage) release the GIL, so threads run them side by side without copying volumes
+    between processes. Results come back in patient order whatever finishes first, so a
+    stage's outputs do not depend on ``workers``. The first failing patient, in that order,
+    is raised once the patients already running have finished; the others are cancelled.
+    An error other than :class:`InputError` (which names its patient) gets a note naming
+    the patient.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(pid):
+        try:
+            return fn(pid)
+        except InputError:
+            raise
+        except Exception as err:
+            err.add_note(f"while processing center {center}, patient {pid}" if center is not None
+                         else f"while processing patient {pid}")
+            raise
+
+    patients = list(patients)
+    workers = max(1, min(int(workers), len(patients)))
+    if workers == 1:
+        return [one(pid) for pid in patients]
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="patient")
+    futures = [pool.submit(one, pid) for pid in patients]
+    try:
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------- components

@@ -27,6 +27,7 @@ from mtnet.imaging import (
     array_image,
     bounding_box,
     label_components,
+    map_patients,
     patient_ids,
     read_mask,
 )
@@ -34,6 +35,9 @@ from mtnet.liver import classical, qc
 from mtnet.tables import write_tsv
 
 BACKENDS = ("provided", "classical", "unet", "totalsegmentator")
+# backends whose patients run side by side (the others use the threads within a patient)
+PER_PATIENT_PARALLEL = ("provided", "classical")
+MONTAGE_PANELS = 16
 log = logging.getLogger(__name__)
 
 
@@ -111,7 +115,11 @@ def _reference(inputs: dict, backend: str, pid: str) -> tuple[Path | None, str]:
 
 def segment_center(center: str, backend: str, inputs: dict, outputs: dict, settings: dict,
                    threads: int = 1) -> pd.DataFrame:
-    """Liver mask of every ingested image of a center with its backend, plus QC."""
+    """Liver mask of every ingested image of a center with its backend, plus QC.
+
+    ``provided`` and ``classical`` run ``threads`` patients at a time; ``unet`` and
+    ``totalsegmentator`` one at a time, each with ``threads`` threads.
+    """
     images_dir = Path(inputs["images"])
     pids = patient_ids(images_dir)
     if not pids:
@@ -124,9 +132,12 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
     settings = section("liver", settings)
     segmenter = _segmenter(backend, inputs, settings, threads, center)
     volume_range = settings["volume_ml_range"]
+    workers = threads if backend in PER_PATIENT_PARALLEL else 1
+    if workers > 1:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    montage_pids = set(pids[:MONTAGE_PANELS])
 
-    rows, panels = [], []
-    for pid in pids:
+    def one(pid: str) -> tuple[dict, dict | None]:
         image = sitk.ReadImage(str(images_dir / f"{pid}{NIFTI}"))
         try:
             mask = segmenter(image, pid)
@@ -161,14 +172,18 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
             ).astype(bool)
             row["dice"] = round(qc.dice(arr, ref), 4)
             row["asd_mm"] = round(qc.average_surface_distance(arr, ref, spacing), 3)
-        rows.append(row)
         log.info("%s %s: %.0f mL, dice %s", center, pid, volume, row["dice"])
-        if len(panels) < 16:
+        panel = None
+        if pid in montage_pids:
             label = f"{pid} {volume:.0f} mL" + (
                 "" if np.isnan(row["dice"]) else f" Dice {row['dice']:.3f}")
-            panels.append(qc.montage_panel(pid, sitk.GetArrayViewFromImage(image), arr, ref, label,
-                                           spacing))
+            panel = qc.montage_panel(pid, sitk.GetArrayViewFromImage(image), arr, ref, label,
+                                     spacing)
+        return row, panel
 
+    results = map_patients(one, pids, workers, center=center)
+    rows = [row for row, _ in results]
+    panels = [panel for _, panel in results if panel is not None]
     table = pd.DataFrame(rows, columns=qc.QC_COLUMNS)
     write_tsv(table, outputs["qc"])
     qc.montage(panels, outputs["montage"],
