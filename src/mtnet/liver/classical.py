@@ -39,6 +39,7 @@ HCC_048 1,344 mL, about 3 s per CT at 1.5 mm (bench/bench_liver.py).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from mtnet.imaging import (
+    Grid,
     array_image,
     bounding_box,
     largest_component,
@@ -511,7 +513,29 @@ def segment(image: sitk.Image, work_spacing_mm: float = 3.0, **params) -> sitk.I
     work = resample_image(oriented, spacing_grid(oriented, max(work_spacing_mm, min(oriented.GetSpacing()))))
     hu = sitk.GetArrayFromImage(work)
     mask = segment_array(hu, np.array(work.GetSpacing()[::-1]), **params)
+    return array_image(_to_grid(mask, work, image), image)
+
+
+def _to_grid(mask: np.ndarray, work: sitk.Image, image: sitk.Image) -> np.ndarray:
+    """The coarse mask back on ``image``'s grid: interpolated linearly, kept from 0.5. Only
+    the part of the grid within one coarse voxel of the mask's box can reach 0.5: the
+    rest is background without interpolating it."""
+    out = np.zeros(image.GetSize()[::-1], bool)
+    if not mask.any():
+        return out
+    box = bounding_box(mask, 1)
+    corners = itertools.product(*[(b.start, b.stop - 1) for b in box[::-1]])
+    index = np.array([image.TransformPhysicalPointToContinuousIndex(
+        work.TransformIndexToPhysicalPoint([int(c) for c in corner])) for corner in corners])
+    size = np.array(image.GetSize())
+    lo = np.clip(np.floor(index.min(axis=0)).astype(int) - 1, 0, size)
+    hi = np.clip(np.ceil(index.max(axis=0)).astype(int) + 2, 0, size)
+    if np.any(hi <= lo):
+        return out
+    part = Grid(tuple(int(v) for v in hi - lo),
+                image.TransformIndexToPhysicalPoint([int(v) for v in lo]),
+                image.GetSpacing(), image.GetDirection())
     coarse = sitk.GetImageFromArray(mask.astype(np.float32))
     coarse.CopyInformation(work)
-    # back to the input grid: the coarse mask interpolated linearly, kept from 0.5
-    return array_image(threshold_to_grid(coarse, image), image)
+    out[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]] = threshold_to_grid(coarse, part)
+    return out
