@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -32,7 +33,21 @@ def test_map_patients_keeps_patient_order_and_runs_side_by_side():
     assert map_patients(slow_first, [], workers=2) == []
 
 
-def test_map_patients_raises_the_first_failing_patient_and_names_it():
+def test_map_patients_on_forked_processes_runs_closures_in_patient_order():
+    offset = 100  # a closure: forked workers inherit it, nothing is pickled but IDs and results
+
+    def work(pid):
+        time.sleep(0.2 if pid == "P1" else 0.01)
+        return pid, os.getpid(), offset + int(pid[1:])
+
+    pids = [f"P{i}" for i in range(1, 6)]
+    out = map_patients(work, pids, workers=2, processes=True)
+    assert [(p, v) for p, _, v in out] == [(p, 100 + int(p[1:])) for p in pids]
+    assert os.getpid() not in {w for _, w, _ in out}
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_map_patients_raises_the_first_failing_patient_and_names_it(processes):
     def fail(pid):
         if pid == "P3":
             raise InputError("bad mask", center="C", patient=pid)
@@ -41,9 +56,10 @@ def test_map_patients_raises_the_first_failing_patient_and_names_it():
         return pid
 
     with pytest.raises(InputError, match="patient P3: bad mask"):
-        map_patients(fail, ["P1", "P2", "P3", "P4", "P5"], workers=2, center="C")
+        map_patients(fail, ["P1", "P2", "P3", "P4", "P5"], workers=2, center="C",
+                     processes=processes)
     with pytest.raises(ValueError, match="unexpected") as info:
-        map_patients(fail, ["P4", "P5"], workers=2, center="C")
+        map_patients(fail, ["P4", "P5"], workers=2, center="C", processes=processes)
     assert "while processing center C, patient P5" in info.value.__notes__
 
 

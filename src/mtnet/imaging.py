@@ -221,18 +221,29 @@ def window(hu: np.ndarray, hu_window) -> np.ndarray:
 # --------------------------------------------------------------------------- patients
 
 
-def map_patients(fn, patients, workers: int = 1, *, center=None) -> list:
-    """``[fn(pid) for pid in patients]`` on ``workers`` threads, in the order of ``patients``.
+_TASK = None  # the per-patient function of a process map, inherited by the forked workers
+
+
+def _run_task(pid):
+    return _TASK(pid)
+
+
+def map_patients(fn, patients, workers: int = 1, *, center=None, processes: bool = False) -> list:
+    """``[fn(pid) for pid in patients]`` on ``workers`` threads (or forked processes), in the
+    order of ``patients``.
 
     A stage's patients are independent; their heavy parts (SimpleITK filters, NumPy, SciPy's
-    ndimage) release the GIL, so threads run them side by side without copying volumes
-    between processes. Results come back in patient order whatever finishes first, so a
-    stage's outputs do not depend on ``workers``. The first failing patient, in that order,
-    is raised once the patients already running have finished; the others are cancelled.
-    An error other than :class:`InputError` (which names its patient) gets a note naming
-    the patient.
+    ndimage) release the GIL, so threads run them side by side without copying volumes.
+    ``processes``: for work that holds the GIL (pydicom parsing every DICOM file): the
+    workers are forked, so ``fn`` (a closure too) is not pickled, only the patient IDs and
+    the results (small: table rows, 2D montage slices), and log records go to the same
+    handlers. Results come back in patient order whatever finishes first, so a stage's
+    outputs do not depend on ``workers``. The first failing patient, in that order, is
+    raised once the patients already running have finished; the others are cancelled. An
+    error other than :class:`InputError` (which names its patient) gets a note naming the
+    patient.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
     def one(pid):
         try:
@@ -244,16 +255,25 @@ def map_patients(fn, patients, workers: int = 1, *, center=None) -> list:
                          else f"while processing patient {pid}")
             raise
 
+    global _TASK
     patients = list(patients)
     workers = max(1, min(int(workers), len(patients)))
     if workers == 1:
         return [one(pid) for pid in patients]
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="patient")
-    futures = [pool.submit(one, pid) for pid in patients]
+    if processes:
+        import multiprocessing
+
+        _TASK = one
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        futures = [pool.submit(_run_task, pid) for pid in patients]
+    else:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="patient")
+        futures = [pool.submit(one, pid) for pid in patients]
     try:
         return [f.result() for f in futures]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        _TASK = None
 
 
 # --------------------------------------------------------------------------- components

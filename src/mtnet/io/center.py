@@ -283,9 +283,11 @@ def ingest_center(center: str, inputs: dict, outputs: dict, settings: dict, thre
     def one(pid: str) -> PatientResult:
         return ingest_patient(pid, images[pid], entry, ingest, overrides.get(pid), center, outputs)
 
-    # the threads run patients side by side, each filter on one
+    # the threads run patients side by side, each filter on one; DICOM on forked processes:
+    # reading a series is mostly pydicom and highdicom, Python that holds the GIL
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    results = imaging.map_patients(one, patients, threads, center=center)
+    results = imaging.map_patients(one, patients, threads, center=center,
+                                   processes=entry["image_format"] == "dicom")
 
     keep = table.table[table.table["patient_id"].isin(patients)].sort_values("patient_id")
     write_tsv(keep, outputs["clinical"])
