@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from mtnet.tumor.roi import Roi, save_roi
+
+TOY_WINDOW_HU = (-160.0, 240.0)
+
 
 def _ball(shape, centre, radius):
     zz, yy, xx = np.indices(shape)
@@ -56,9 +60,13 @@ def toy_cohort(n: int, seed: int, grid: int = 32, prevalence: float = 0.4, n_fac
 
 
 def write_roi(folder, crops: dict) -> None:
-    """Crops as the tumor stage writes them: ``{folder}/{pid}.npz``."""
+    """Crops as the tumor stage writes them (``{folder}/{pid}.npz`` by save_roi): the toy's
+    [0, 1] image stored as the int16 HU that window back to it."""
     folder.mkdir(parents=True, exist_ok=True)
+    low, high = TOY_WINDOW_HU
     for i, pid in enumerate(crops["patient_id"]):
-        np.savez_compressed(folder / f"{pid}.npz", image=crops["image"][i], tumor=crops["tumor"][i],
-                            liver=crops["liver"][i], spacing_mm=np.array([2.0, 2.0, 2.0]),
-                            origin_mm=np.zeros(3), bbox_ijk=np.zeros(6, dtype=np.int64))
+        hu = np.rint(low + crops["image"][i] * (high - low)).astype(np.int16)
+        save_roi(Roi(hu=hu, hu_window=np.array(TOY_WINDOW_HU, float), tumor=crops["tumor"][i],
+                     liver=crops["liver"][i], spacing_mm=np.array([2.0, 2.0, 2.0]),
+                     origin_mm=np.zeros(3), bbox_ijk=np.zeros(6, dtype=np.int64)),
+                 folder / f"{pid}.npz")

@@ -530,6 +530,16 @@ def test_threads_give_the_same_outputs(tmp_path):
         assert Path(one[key]).read_text() == Path(two[key]).read_text()
 
 
+def test_patients_side_by_side_name_the_failing_patient(tmp_path):
+    """DICOM patients run on forked processes: the failing one is still named."""
+    data = make_center(tmp_path, "TF", n=3)
+    _, tumor, _ = phantom()
+    write_nifti(tumor, data / "tumor_masks" / "TF-0002.nii.gz", (1.0, 1.0, 2.0), ORIGIN)
+    out = outputs_for(tmp_path / "out", "TF")
+    with pytest.raises(InputError, match=r"patient TF-0002, .*tumor mask is not on the image grid"):
+        ingest_center("TF", {"data": str(data)}, out, settings(), threads=2)
+
+
 def test_patient_ids_keep_leading_zeros(tmp_path):
     path = tmp_path / "t.csv"
     table = [dict(CLINICAL_ROW, patient_id="007"), dict(CLINICAL_ROW, patient_id="010")]

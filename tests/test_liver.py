@@ -49,6 +49,54 @@ def test_average_surface_distance_of_shifted_cube():
     assert np.isnan(qc.average_surface_distance(a, np.zeros_like(a), (1, 1, 1)))
 
 
+def _asd_whole_image(a, b, spacing):
+    """The definition over the whole image: distance transforms of every surface."""
+    from scipy import ndimage as ndi
+
+    surface = [m & ~ndi.binary_erosion(m, border_value=0) for m in (a, b)]
+    to_b = ndi.distance_transform_edt(~surface[1], sampling=spacing)
+    to_a = ndi.distance_transform_edt(~surface[0], sampling=spacing)
+    return float(np.concatenate([to_b[surface[0]], to_a[surface[1]]]).mean())
+
+
+def _blob(shape, seed, level=0.6, sigma=3.0):
+    from scipy import ndimage as ndi
+
+    noise = np.random.default_rng(seed).normal(size=shape)
+    smooth = ndi.gaussian_filter(noise, sigma)
+    return smooth > level * smooth.std()
+
+
+def test_average_surface_distance_on_surfaces_equals_the_whole_image_definition():
+    """Surface voxels in the joint box and a k-d tree give the distance transforms' ASD."""
+    shape = (40, 48, 56)
+    cube = np.zeros(shape, bool)
+    cube[8:30, 10:40, 12:44] = True
+    border = np.zeros(shape, bool)
+    border[:, :20, 30:] = True  # touches three faces of the array
+    far = np.zeros(shape, bool)
+    far[30:38, 40:46, 2:9] = True
+    inner = np.zeros(shape, bool)
+    inner[14:22, 18:30, 20:34] = True
+    ct, liver, _ = abdomen(4.0, seed=2, jitter_mm=6.0)
+    found = arr(classical.segment(ct))
+    pairs = [
+        (cube, np.roll(cube, 3, axis=2), (1.0, 1.0, 3.0)),
+        (cube, border, (2.5, 0.8, 0.8)),
+        (border, far, (1.5, 1.5, 1.5)),  # disjoint
+        (cube, inner, (2.0, 1.0, 1.0)),  # one inside the other
+        (_blob(shape, 1), _blob(shape, 2), (1.5, 1.5, 1.5)),  # many components
+        (_blob(shape, 3), _blob(shape, 3, level=0.8), (3.0, 0.7, 0.9)),
+        (found, arr(liver), ct.GetSpacing()[::-1]),  # a liver mask and its truth
+    ]
+    for a, b, spacing in pairs:
+        assert not np.array_equal(a, b)
+        expected = _asd_whole_image(a, b, spacing)
+        assert qc.average_surface_distance(a, b, spacing) == pytest.approx(expected, abs=1e-6)
+        assert qc.average_surface_distance(b, a, spacing) == pytest.approx(expected, abs=1e-6)
+    assert qc.average_surface_distance(found, found, (1.5, 1.5, 1.5)) == 0.0
+
+
 # ------------------------------------------------------------------ classical backend
 
 
@@ -207,6 +255,26 @@ def test_segment_center_provided_missing_mask_names_patient(tmp_path):
     inputs, outputs = _center(tmp_path, n=1, truth=False)
     with pytest.raises(InputError, match="patient C1-0000.*liver mask is missing"):
         segment_center("C1", "provided", inputs, outputs, SETTINGS)
+
+
+def test_segment_center_with_patients_side_by_side_names_the_failing_patient(tmp_path):
+    inputs, outputs = _center(tmp_path, n=3, with_provided=True, truth=False)
+    os.remove(os.path.join(inputs["provided"], "C1-0001.nii.gz"))
+    with pytest.raises(InputError, match="patient C1-0001.*liver mask is missing"):
+        segment_center("C1", "provided", inputs, outputs, SETTINGS, threads=2)
+
+
+@pytest.mark.parametrize("backend", ["classical", "provided"])
+def test_segment_center_threads_give_the_same_files(tmp_path, backend):
+    inputs, one = _center(tmp_path, n=3, with_provided=True)
+    two = {k: v.replace(os.sep + "liver" + os.sep, os.sep + "liver2" + os.sep) for k, v in one.items()}
+    segment_center("C1", backend, inputs, one, SETTINGS, threads=1)
+    segment_center("C1", backend, inputs, two, SETTINGS, threads=2)
+    files = sorted(p.relative_to(tmp_path / "liver") for p in (tmp_path / "liver").rglob("*")
+                   if p.is_file())
+    assert len(files) == 3 + 2  # the masks, qc.tsv, montage.png
+    for rel in files:
+        assert (tmp_path / "liver" / rel).read_bytes() == (tmp_path / "liver2" / rel).read_bytes(), rel
 
 
 def test_synthetic_reference_on_the_scanner_grid_is_resampled(tmp_path):

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
 from conftest import REPO, run_snakemake
 from liver_phantom import abdomen
+
+from mtnet.tumor.roi import load_roi
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +63,6 @@ def test_liver_and_tumor_rules(tmp_path):
     assert (qc_ta["backend"] == "provided").all() and (qc_ta["dice"] == 1.0).all()
     lesions = pd.read_csv(tmp_path / "results/tumor/TX/lesions.tsv", sep="\t")
     assert (lesions["n_lesions"] == 1).all() and (lesions["outside_liver_fraction"] == 0).all()
-    with np.load(tmp_path / f"results/tumor/TX/roi/{pids[0]}.npz") as roi:
-        assert roi["image"].shape == (48, 48, 48)  # tiny: tumor.roi_grid 48^3
+    roi = load_roi(tmp_path / f"results/tumor/TX/roi/{pids[0]}.npz")
+    assert roi.image.shape == (48, 48, 48)  # tiny: tumor.roi_grid 48^3
     assert (tmp_path / "results/logs/liver/TX.log").stat().st_size > 0

@@ -30,7 +30,9 @@ def test_crops_come_back_in_the_asked_order_with_their_center(roi):
     out = load_crops([root / "TA" / "roi", root / "TB" / "roi"], pids)
     assert list(out["patient_id"]) == pids and list(out["center"]) == ["TB", "TA", "TB"]
     idx = [list(crops["patient_id"]).index(p) for p in pids]
-    assert np.array_equal(out["image"], crops["image"][idx]) and out["image"].dtype == np.float32
+    # stored as int16 HU over a 400 HU window: back to within half a HU
+    assert np.allclose(out["image"], crops["image"][idx], atol=0.5 / 400 + 1e-6)
+    assert out["image"].dtype == np.float32
     assert np.array_equal(out["tumor"], crops["tumor"][idx]) and out["tumor"].dtype == np.uint8
 
 
@@ -40,7 +42,7 @@ def test_crops_are_resampled_on_load(roi):
     assert out["image"].shape == (1, 12, 12, 12)
     ref = torch.nn.functional.interpolate(torch.from_numpy(crops["image"][:1])[:, None],
                                           size=(12, 12, 12), mode="trilinear", align_corners=False)
-    assert np.allclose(out["image"], ref[:, 0].numpy())
+    assert np.allclose(out["image"], ref[:, 0].numpy(), atol=0.5 / 400 + 1e-6)
     assert set(np.unique(out["tumor"])) == {0, 1}
     # the tumor keeps its share of the box
     assert out["tumor"].mean() == pytest.approx(crops["tumor"][0].mean(), rel=0.25)
@@ -70,10 +72,12 @@ def test_bad_crops_are_named(roi, tmp_path):
                     "tumor": np.zeros_like(crops["tumor"][:1])})
     with pytest.raises(InputError, match="center TD, patient TA-0000.*tumor mask is empty"):
         load_crops([bad], ["TA-0000"])
-    hu = tmp_path / "TE" / "roi"
-    write_roi(hu, {**{k: v[:1] for k, v in crops.items()}, "image": crops["image"][:1] * 300})
-    with pytest.raises(InputError, match="not windowed"):
-        load_crops([hu], ["TA-0000"])
+    old = tmp_path / "TE" / "roi"  # a crop of the former format: the windowed image, no HU
+    old.mkdir(parents=True)
+    np.savez_compressed(old / "TA-0000.npz", image=crops["image"][0], tumor=crops["tumor"][0],
+                        liver=crops["liver"][0])
+    with pytest.raises(InputError, match="TA-0000.npz.*lacks hu.*re-run the tumor stage"):
+        load_crops([old], ["TA-0000"])
 
 
 def _table():

@@ -12,7 +12,7 @@ from mtnet.errors import InputError
 from mtnet.config import section
 from mtnet.imaging import window
 from mtnet.tumor import INDEX_COLUMNS, LESION_COLUMNS, measure, process_center
-from mtnet.tumor.roi import crop_roi, liver_bbox
+from mtnet.tumor.roi import ROI_KEYS, crop_roi, liver_bbox, load_roi, save_roi
 
 SPACING = (0.8, 0.8, 2.5)  # x, y, z: in-plane finer than the slices, as in real CT
 
@@ -132,6 +132,7 @@ def test_roi_crop_geometry_and_window():
     roi = crop_roi(img, _image(tumor, spacing), _image(liver, spacing), (32, 24, 16), 4.0,
                    (-100, 240))
     assert roi.image.shape == (16, 24, 32) and roi.image.dtype == np.float32
+    assert roi.hu.dtype == np.int16 and roi.hu.min() >= -1024
     assert roi.tumor.shape == roi.liver.shape == roi.image.shape
     assert roi.image.min() >= 0.0 and roi.image.max() <= 1.0
     # margin 4 mm = 5 voxels in x/y, 2 in z; end exclusive
@@ -160,6 +161,32 @@ def test_roi_bbox_clipped_to_image():
 def test_window_scales_linearly():
     out = window(np.array([-500.0, -100.0, 70.0, 240.0, 900.0]), (-100, 240))
     assert np.allclose(out, [0.0, 0.0, 0.5, 1.0, 1.0])
+
+
+def test_saved_roi_loads_the_crop_it_was(tmp_path):
+    """The crop keeps its HU (rounded, int16): the loaded image is the windowed HU of the
+    linear resampling to within half a HU, and everything else comes back unchanged."""
+    ct, liver, tumor = abdomen(4.0, seed=5, tumor_radius_mm=15.0)
+    roi = crop_roi(ct, tumor, liver, (24, 20, 16), 8.0, (-100, 240))
+    save_roi(roi, tmp_path / "p.npz")
+    back = load_roi(tmp_path / "p.npz")
+    for key in ROI_KEYS:
+        assert np.array_equal(getattr(back, key), getattr(roi, key)), key
+    assert back.hu.dtype == np.int16 and back.image.dtype == np.float32
+    target = sitk.Resample(ct, [24, 20, 16], sitk.Transform(), sitk.sitkLinear,
+                           tuple(back.origin_mm), tuple(back.spacing_mm), ct.GetDirection(), -1024.0,
+                           sitk.sitkFloat32)
+    exact = window(sitk.GetArrayFromImage(target), (-100, 240))
+    assert np.abs(back.image - exact).max() <= 0.5 / 340 + 1e-6
+    assert 0 < back.image.mean() < 1
+
+
+def test_load_roi_of_another_format_names_the_file(tmp_path):
+    np.savez_compressed(tmp_path / "old.npz", image=np.zeros((4, 4, 4), np.float32))
+    with pytest.raises(InputError, match="old.npz: ROI crop lacks hu, hu_window"):
+        load_roi(tmp_path / "old.npz")
+    with pytest.raises(InputError, match="ROI crop not found"):
+        load_roi(tmp_path / "absent.npz")
 
 
 # ------------------------------------------------------------------ process_center
@@ -206,10 +233,13 @@ def test_process_center_outputs_follow_the_contract(tmp_path):
     assert list(index.columns) == INDEX_COLUMNS
     assert list(index["file"]) == [f"{p}.npz" for p in pids] and (index["grid"] == "32x32x24").all()
     with np.load(f"{outputs['roi']}/{pids[0]}.npz") as npz:
-        assert set(npz.files) == {"image", "tumor", "liver", "spacing_mm", "origin_mm", "bbox_ijk"}
-        assert npz["image"].shape == (24, 32, 32) and npz["image"].dtype == np.float32
-        assert npz["tumor"].dtype == np.uint8 and npz["tumor"].any()
-        assert not (npz["tumor"].astype(bool) & ~npz["liver"].astype(bool)).any()
+        assert set(npz.files) == set(ROI_KEYS)
+        assert npz["hu"].dtype == np.int16 and npz["tumor"].dtype == npz["liver"].dtype == np.uint8
+    roi = load_roi(f"{outputs['roi']}/{pids[0]}.npz")
+    assert roi.image.shape == (24, 32, 32) and roi.image.dtype == np.float32
+    assert np.array_equal(roi.image, window(roi.hu, SETTINGS["hu_window"]))
+    assert roi.tumor.dtype == np.uint8 and roi.tumor.any()
+    assert not (roi.tumor.astype(bool) & ~roi.liver.astype(bool)).any()
     ring = sitk.ReadImage(f"{outputs['rings']}/{pids[0]}.nii.gz")
     image = sitk.ReadImage(f"{inputs['images']}/{pids[0]}.nii.gz")
     assert ring.GetSize() == image.GetSize() and ring.GetPixelID() == sitk.sitkUInt8
@@ -240,6 +270,20 @@ def test_process_center_errors_name_the_patient(tmp_path, what, change, message)
     _rewrite(f"{inputs[what]}/C1-0001.nii.gz", change)
     with pytest.raises(InputError, match=message):
         process_center("C1", inputs, outputs, SETTINGS)
+    with pytest.raises(InputError, match=message):  # patients side by side
+        process_center("C1", inputs, outputs, SETTINGS, threads=2)
+
+
+def test_process_center_threads_give_the_same_files(tmp_path):
+    inputs, one, pids = _center(tmp_path, n=3, table_diameters=(30.0, 45.0, 31.0))
+    two = {k: v.replace("/tumor/C1", "/tumor2/C1") for k, v in one.items()}
+    process_center("C1", inputs, one, SETTINGS, threads=1)
+    process_center("C1", inputs, two, SETTINGS, threads=2)
+    files = sorted(p.relative_to(tmp_path / "tumor") for p in (tmp_path / "tumor").rglob("*")
+                   if p.is_file())
+    assert len(files) == 1 + 2 * len(pids) + 1  # lesions, rings and crops, the index
+    for rel in files:
+        assert (tmp_path / "tumor" / rel).read_bytes() == (tmp_path / "tumor2" / rel).read_bytes(), rel
 
 
 def test_process_center_mask_on_another_grid(tmp_path):

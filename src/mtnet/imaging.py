@@ -1,4 +1,5 @@
-"""Imaging helpers every stage shares: grids, resampling, connected components, montages.
+"""Imaging helpers every stage shares: grids, resampling, connected components, montages,
+and the map of a stage over a center's patients.
 
 Conventions (docs/data_contracts.md): SimpleITK images in LPS; NumPy arrays (z, y, x);
 config spacings and grids (x, y, z). Images are resampled with linear interpolation (air,
@@ -217,9 +218,78 @@ def window(hu: np.ndarray, hu_window) -> np.ndarray:
     return ((np.clip(hu, low, high) - low) / (high - low)).astype(np.float32)
 
 
+# --------------------------------------------------------------------------- patients
+
+
+_TASK = None  # the per-patient function of a process map, inherited by the forked workers
+
+
+def _run_task(pid):
+    return _TASK(pid)
+
+
+def map_patients(fn, patients, workers: int = 1, *, center=None, processes: bool = False) -> list:
+    """``[fn(pid) for pid in patients]`` on ``workers`` threads (or forked processes), in the
+    order of ``patients``.
+
+    A stage's patients are independent; their heavy parts (SimpleITK filters, NumPy, SciPy's
+    ndimage) release the GIL, so threads run them side by side without copying volumes.
+    ``processes``: for work that holds the GIL (pydicom parsing every DICOM file): the
+    workers are forked, so ``fn`` (a closure too) is not pickled, only the patient IDs and
+    the results (small: table rows, 2D montage slices), and log records go to the same
+    handlers. Results come back in patient order whatever finishes first, so a stage's
+    outputs do not depend on ``workers``. The first failing patient, in that order, is
+    raised once the patients already running have finished; the others are cancelled. An
+    error other than :class:`InputError` (which names its patient) gets a note naming the
+    patient.
+    """
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    def one(pid):
+        try:
+            return fn(pid)
+        except InputError:
+            raise
+        except Exception as err:
+            err.add_note(f"while processing center {center}, patient {pid}" if center is not None
+                         else f"while processing patient {pid}")
+            raise
+
+    global _TASK
+    patients = list(patients)
+    workers = max(1, min(int(workers), len(patients)))
+    if workers == 1:
+        return [one(pid) for pid in patients]
+    if processes:
+        import multiprocessing
+
+        _TASK = one
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        futures = [pool.submit(_run_task, pid) for pid in patients]
+    else:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="patient")
+        futures = [pool.submit(one, pid) for pid in patients]
+    try:
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _TASK = None
+
+
 # --------------------------------------------------------------------------- components
 
 _STRUCTURES = {6: None, 26: np.ones((3, 3, 3), bool)}
+
+
+def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...]:
+    """Slices of ``mask``'s bounding box grown by ``pad`` voxels, clipped to the array
+    (the whole array when the mask is empty)."""
+    box = []
+    for axis, n in enumerate(mask.shape):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(0, n) if hit.size == 0 else
+                   slice(max(0, int(hit[0]) - pad), min(n, int(hit[-1]) + 1 + pad)))
+    return tuple(box)
 
 
 def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:

@@ -63,6 +63,12 @@ def get_prediction_role(wildcards):
     return "held_out" if LOCO else get_center_role(wildcards)
 
 
+def stage_settings(stage):
+    """A stage's config section for its rule's params, less `threads` (the rule's
+    threads: how many patients run side by side changes no output, so no rerun)."""
+    return {k: v for k, v in config[stage].items() if k != "threads"}
+
+
 # ------------------------------------------------------------------ synth and ingest
 
 
@@ -76,7 +82,10 @@ def get_synth_settings(wildcards):
 
 def get_ingest_settings(wildcards):
     """The center's entry (its formats, phase rules, segment) and the ingest section."""
-    return {"center": dict(center_config(wildcards.center)), "ingest": config["ingest"]}
+    return {
+        "center": dict(center_config(wildcards.center)),
+        "ingest": stage_settings("ingest"),
+    }
 
 
 def get_ingest_input(wildcards):

@@ -46,12 +46,12 @@ rule liver:
         "results/logs/liver/{center}.log",
     conda:
         "../../envs/model.yaml"
-    threads: 1
+    threads: config["liver"]["threads"]
     resources:
         mem_mb=6000,
         runtime=120,
     params:
         backend=get_liver_backend,
-        settings=config["liver"],
+        settings=stage_settings("liver"),
     script:
         "../scripts/liver.py"

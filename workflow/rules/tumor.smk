@@ -15,11 +15,11 @@ rule tumor:
         "results/logs/tumor/{center}.log",
     conda:
         "../../envs/imaging.yaml"
-    threads: 1
+    threads: config["tumor"]["threads"]
     resources:
         mem_mb=6000,
         runtime=120,
     params:
-        settings=config["tumor"],
+        settings=stage_settings("tumor"),
     script:
         "../scripts/tumor.py"

@@ -10,4 +10,5 @@ with script_logging(smk):
         inputs=dict(smk.input.items()),
         outputs=dict(smk.output.items()),
         settings=smk.params.settings,
+        threads=smk.threads,
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,12 +283,11 @@ def ingest_center(center: str, inputs: dict, outputs: dict, settings: dict, thre
     def one(pid: str) -> PatientResult:
         return ingest_patient(pid, images[pid], entry, ingest, overrides.get(pid), center, outputs)
 
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(threads)))
-    if threads > 1:
-        with ThreadPoolExecutor(max_workers=int(threads)) as pool:
-            results = list(pool.map(one, patients))
-    else:
-        results = [one(pid) for pid in patients]
+    # the threads run patients side by side, each filter on one; DICOM on forked processes:
+    # reading a series is mostly pydicom and highdicom, Python that holds the GIL
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    results = imaging.map_patients(one, patients, threads, center=center,
+                                   processes=entry["image_format"] == "dicom")
 
     keep = table.table[table.table["patient_id"].isin(patients)].sort_values("patient_id")
     write_tsv(keep, outputs["clinical"])

@@ -22,11 +22,22 @@ import SimpleITK as sitk
 
 from mtnet.config import section
 from mtnet.errors import InputError
-from mtnet.imaging import NIFTI, array_image, label_components, patient_ids, read_mask
+from mtnet.imaging import (
+    NIFTI,
+    array_image,
+    bounding_box,
+    label_components,
+    map_patients,
+    patient_ids,
+    read_mask,
+)
 from mtnet.liver import classical, qc
 from mtnet.tables import write_tsv
 
 BACKENDS = ("provided", "classical", "unet", "totalsegmentator")
+# backends whose patients run side by side (the others use the threads within a patient)
+PER_PATIENT_PARALLEL = ("provided", "classical")
+MONTAGE_PANELS = 16
 log = logging.getLogger(__name__)
 
 
@@ -71,15 +82,22 @@ def join_tumor(liver: np.ndarray, tumor: np.ndarray) -> tuple[np.ndarray, float]
     tumor = tumor.astype(bool)
     if not tumor.any():
         return liver, 0.0
-    labels, _ = label_components(tumor, connectivity=26)
-    near = ndi.binary_dilation(liver, structure=np.ones((3, 3, 3), bool))
-    touching = np.unique(labels[near & tumor])
+    # in the tumor's box (one voxel wider, for the dilation) and the joined mask's box:
+    # the same voxels as over the whole image, at the cost of the boxes
+    box = bounding_box(tumor, pad=1)
+    tumor_box, liver_box = tumor[box], liver[box].astype(bool)
+    labels, _ = label_components(tumor_box, connectivity=26)
+    near = ndi.binary_dilation(liver_box, structure=np.ones((3, 3, 3), bool))
+    touching = np.unique(labels[near & tumor_box])
     touching = touching[touching > 0]
     if touching.size == 0:
         return liver, 0.0
-    joined = liver | np.isin(labels, touching)
-    added = float((joined & ~liver & tumor).sum()) / float(tumor.sum())
-    return ndi.binary_fill_holes(joined), added
+    joined = liver.astype(bool, copy=True)
+    joined[box] |= np.isin(labels, touching)
+    added = float((joined[box] & ~liver_box & tumor_box).sum()) / float(tumor.sum())
+    fill = bounding_box(joined, pad=1)
+    joined[fill] = ndi.binary_fill_holes(joined[fill])
+    return joined, added
 
 
 def _reference(inputs: dict, backend: str, pid: str) -> tuple[Path | None, str]:
@@ -97,7 +115,11 @@ def _reference(inputs: dict, backend: str, pid: str) -> tuple[Path | None, str]:
 
 def segment_center(center: str, backend: str, inputs: dict, outputs: dict, settings: dict,
                    threads: int = 1) -> pd.DataFrame:
-    """Liver mask of every ingested image of a center with its backend, plus QC."""
+    """Liver mask of every ingested image of a center with its backend, plus QC.
+
+    ``provided`` and ``classical`` run ``threads`` patients at a time; ``unet`` and
+    ``totalsegmentator`` one at a time, each with ``threads`` threads.
+    """
     images_dir = Path(inputs["images"])
     pids = patient_ids(images_dir)
     if not pids:
@@ -110,9 +132,12 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
     settings = section("liver", settings)
     segmenter = _segmenter(backend, inputs, settings, threads, center)
     volume_range = settings["volume_ml_range"]
+    workers = threads if backend in PER_PATIENT_PARALLEL else 1
+    if workers > 1:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    montage_pids = set(pids[:MONTAGE_PANELS])
 
-    rows, panels = [], []
-    for pid in pids:
+    def one(pid: str) -> tuple[dict, dict | None]:
         image = sitk.ReadImage(str(images_dir / f"{pid}{NIFTI}"))
         try:
             mask = segmenter(image, pid)
@@ -147,14 +172,18 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
             ).astype(bool)
             row["dice"] = round(qc.dice(arr, ref), 4)
             row["asd_mm"] = round(qc.average_surface_distance(arr, ref, spacing), 3)
-        rows.append(row)
         log.info("%s %s: %.0f mL, dice %s", center, pid, volume, row["dice"])
-        if len(panels) < 16:
+        panel = None
+        if pid in montage_pids:
             label = f"{pid} {volume:.0f} mL" + (
                 "" if np.isnan(row["dice"]) else f" Dice {row['dice']:.3f}")
-            panels.append(qc.montage_panel(pid, sitk.GetArrayViewFromImage(image), arr, ref, label,
-                                           spacing))
+            panel = qc.montage_panel(pid, sitk.GetArrayViewFromImage(image), arr, ref, label,
+                                     spacing)
+        return row, panel
 
+    results = map_patients(one, pids, workers, center=center)
+    rows = [row for row, _ in results]
+    panels = [panel for _, panel in results if panel is not None]
     table = pd.DataFrame(rows, columns=qc.QC_COLUMNS)
     write_tsv(table, outputs["qc"])
     qc.montage(panels, outputs["montage"],

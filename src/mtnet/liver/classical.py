@@ -33,12 +33,16 @@ Anatomical priors and intensity statistics, on a coarse working grid (default 3 
 Arrays are NumPy (z, y, x) = (Superior, Posterior, Left) on an identity-direction grid
 (docs/data_contracts.md); the image is reoriented to that first when needed, and the
 mask comes back on the input grid (linear interpolation of the coarse mask, >= 0.5).
+Steps whose result lies in a mask's bounding box work in that box, grown by what the step
+reaches: the same voxels as over the whole grid, most of which the liver never reaches.
 Measured: Dice 0.907 against TotalSegmentator's liver on its example CT (1.5 mm),
-HCC_048 1,344 mL, about 3 s per CT at 1.5 mm (bench/bench_liver.py).
+HCC_048 1,344 mL; about 1 CPU second per synthetic CT at 1.5 mm, 2 for the example CT
+(bench/bench_liver.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -47,7 +51,9 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from mtnet.imaging import (
+    Grid,
     array_image,
+    bounding_box,
     largest_component,
     reorient,
     resample_image,
@@ -76,11 +82,51 @@ def _ball(radius_vox: float) -> np.ndarray:
     return (zz**2 + yy**2 + xx**2) <= radius_vox**2 + 1e-6
 
 
+# in-plane 4-connectivity only: a 3D fill with it fills every axial slice on its own
+_SLICE_CROSS = ndi.generate_binary_structure(2, 1)[None]
+
+
 def _fill_slices(mask: np.ndarray) -> np.ndarray:
     """Fill holes in every axial slice (z is axis 0)."""
-    out = np.empty_like(mask, dtype=bool)
-    for z in range(mask.shape[0]):
-        out[z] = ndi.binary_fill_holes(mask[z])
+    return ndi.binary_fill_holes(mask, structure=_SLICE_CROSS)
+
+
+# The steps below work on a mask's bounding box where that gives the same voxels as the
+# whole array: most of the working grid is air and organs that the liver never reaches.
+
+
+def _in_box(fn, mask: np.ndarray, pad: int = 1) -> np.ndarray:
+    """``fn`` (a mask -> mask operation whose result lies inside the mask's bounding box,
+    e.g. hole filling, a component) applied in the bounding box ``pad`` voxels wider."""
+    mask = np.asarray(mask, bool)
+    out = np.zeros(mask.shape, bool)
+    if mask.any():
+        box = bounding_box(mask, pad)
+        out[box] = fn(mask[box])
+    return out
+
+
+def _depth(mask: np.ndarray, spacing_zyx) -> np.ndarray:
+    """Euclidean distance (mm) from each voxel of ``mask`` to the nearest voxel outside it
+    (0 outside), computed in the mask's box one voxel wider: the same values."""
+    mask = np.asarray(mask, bool)
+    if not mask.any() or mask.all():
+        return ndi.distance_transform_edt(mask, sampling=spacing_zyx)
+    out = np.zeros(mask.shape)
+    box = bounding_box(mask, 1)
+    out[box] = ndi.distance_transform_edt(mask[box], sampling=spacing_zyx)
+    return out
+
+
+def _near(mask: np.ndarray, spacing_zyx, within_mm: float) -> np.ndarray:
+    """Voxels within ``within_mm`` (Euclidean, mm) of ``mask``, the mask included; computed
+    in the mask's box grown beyond that distance: the same voxels."""
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return ndi.distance_transform_edt(~mask, sampling=spacing_zyx) <= within_mm
+    out = np.zeros(mask.shape, bool)
+    box = bounding_box(mask, int(np.ceil(within_mm / np.min(spacing_zyx))) + 1)
+    out[box] = ndi.distance_transform_edt(~mask[box], sampling=spacing_zyx) <= within_mm
     return out
 
 
@@ -167,12 +213,15 @@ def is_other_organ(centroid, anatomy: Anatomy, main_centroid, spleen_lateral: fl
 
 
 def find_seed(
-    smooth: np.ndarray, body: np.ndarray, lungs: np.ndarray, spacing_zyx: np.ndarray
+    smooth: np.ndarray, body: np.ndarray, lungs: np.ndarray, spacing_zyx: np.ndarray,
+    body_depth: np.ndarray | None = None,
 ) -> tuple[int, int, int]:
-    """A voxel deep inside the liver: the bulkiest soft tissue of the right upper abdomen."""
-    body_depth = ndi.distance_transform_edt(body, sampling=spacing_zyx)
+    """A voxel deep inside the liver: the bulkiest soft tissue of the right upper abdomen.
+    ``body_depth``: :func:`_depth` of ``body``, when the caller has it."""
+    if body_depth is None:
+        body_depth = _depth(body, spacing_zyx)
     soft = (smooth > SOFT_TISSUE_HU[0]) & (smooth < SOFT_TISSUE_HU[1]) & (body_depth > 12.0)
-    depth = ndi.distance_transform_edt(soft, sampling=spacing_zyx)
+    depth = _depth(soft, spacing_zyx)
     z_idx, y_idx, x_idx = np.nonzero(body)
     cx = np.median(x_idx)
     allowed = np.zeros_like(body)
@@ -227,15 +276,16 @@ def liver_window(
 def grow_region(
     smooth: np.ndarray, body: np.ndarray, seed: tuple[int, int, int], window: tuple[float, float],
     spacing_zyx: np.ndarray, erode_mm: float = 7.0, seed_radius_mm: float = 40.0,
-    exclude: np.ndarray | None = None,
+    exclude: np.ndarray | None = None, body_depth: np.ndarray | None = None,
 ) -> np.ndarray:
     """Erode the window mask, keep the seed's component, reconstruct inside the window."""
-    body_depth = ndi.distance_transform_edt(body, sampling=spacing_zyx)
+    if body_depth is None:
+        body_depth = _depth(body, spacing_zyx)
     win = (smooth >= window[0]) & (smooth <= window[1]) & (body_depth > 4.0)
     if exclude is not None:
         win &= ~exclude
     # erosion by a ball of erode_mm via the distance transform (anisotropy-aware)
-    core = ndi.distance_transform_edt(win, sampling=spacing_zyx) > erode_mm
+    core = _depth(win, spacing_zyx) > erode_mm
     lab, n = ndi.label(core)
     if n == 0:
         raise SegmentationFailed("the liver window leaves nothing after erosion")
@@ -244,8 +294,8 @@ def grow_region(
     label = _label_near(lab, seed, spacing_zyx, seed_radius_mm)
     comp = lab == label
     # reconstruction by dilation limited to erode_mm (+1 voxel): opening of the component
-    grown = (ndi.distance_transform_edt(~comp, sampling=spacing_zyx) <= erode_mm + spacing_zyx.max()) & win
-    return largest_component(grown)
+    grown = _near(comp, spacing_zyx, erode_mm + spacing_zyx.max()) & win
+    return _in_box(largest_component, grown)
 
 
 def _label_near(labels: np.ndarray, point, spacing_zyx, radius_mm: float) -> int:
@@ -282,11 +332,22 @@ def split_touching(region: np.ndarray, seed: tuple[int, int, int], spacing_zyx: 
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
-    depth = ndi.distance_transform_edt(region, sampling=spacing_zyx).astype(np.float32)
-    markers, n = ndi.label(h_maxima(depth, split_mm), structure=np.ones((3, 3, 3), bool))
+    region = np.asarray(region, bool)
+    if not region.any():
+        return region
+    # depth, cores and basins in the region's box one voxel wider (the same values), then
+    # back on the whole grid for the anatomy
+    box = bounding_box(region, 1)
+    depth_box = ndi.distance_transform_edt(region[box], sampling=spacing_zyx).astype(np.float32)
+    markers_box, n = ndi.label(h_maxima(depth_box, split_mm), structure=np.ones((3, 3, 3), bool))
     if n <= 1:
         return region
-    basins = watershed(-depth, markers, mask=region)
+    depth = np.zeros(region.shape, np.float32)
+    depth[box] = depth_box
+    markers = np.zeros(region.shape, markers_box.dtype)
+    markers[box] = markers_box
+    basins = np.zeros(region.shape, np.int32)
+    basins[box] = watershed(-depth_box, markers_box, mask=region[box])
     main = _label_near(basins, seed, spacing_zyx, 40.0)
     if anatomy is None:
         return basins == main
@@ -298,7 +359,7 @@ def split_touching(region: np.ndarray, seed: tuple[int, int, int], spacing_zyx: 
         b = int(np.bincount(basins[markers == k]).argmax())
         if b != main and not is_other_organ(centroids[k - 1], anatomy, main_centroid):
             keep.append(b)
-    return largest_component(np.isin(basins, keep))
+    return _in_box(largest_component, np.isin(basins, keep))
 
 
 def drop_spleen(region: np.ndarray, hu: np.ndarray, liver_hu: float, anatomy: Anatomy,
@@ -355,16 +416,22 @@ def include_lesions(region: np.ndarray, smooth: np.ndarray, body: np.ndarray, lo
 
 def finish(mask: np.ndarray, spacing_zyx: np.ndarray, close_mm: float = 6.0) -> np.ndarray:
     """Close small gaps (vessels, tumor rims), fill holes in 3D and per slice."""
-    closed = mask
-    if close_mm > 0:
+    closed = np.asarray(mask, bool)
+    if close_mm > 0 and closed.any():
+        # outside the image counts as background: pad, then work in the mask's box grown
+        # beyond the closing's reach (its outer layer lies outside the dilation)
         pad = int(np.ceil(close_mm / spacing_zyx.min())) + 1
-        m = np.pad(mask, pad)
-        dil = ndi.distance_transform_edt(~m, sampling=spacing_zyx) <= close_mm
-        closed = (ndi.distance_transform_edt(dil, sampling=spacing_zyx) > close_mm) | m
-        closed = closed[(slice(pad, -pad),) * 3]
-    closed = ndi.binary_fill_holes(closed)
-    closed = _fill_slices(closed)
-    return largest_component(closed)
+        m = np.pad(closed, pad)
+        box = bounding_box(m, pad)
+        dil = _near(m[box], spacing_zyx, close_mm)
+        out = np.zeros(m.shape, bool)
+        out[box] = (ndi.distance_transform_edt(dil, sampling=spacing_zyx) > close_mm) | m[box]
+        closed = out[(slice(pad, -pad),) * 3]
+
+    def fill(m):
+        return largest_component(_fill_slices(ndi.binary_fill_holes(m)))
+
+    return _in_box(fill, closed)
 
 
 def drop_prevertebral_vessels(region: np.ndarray, anatomy: Anatomy, spacing_zyx: np.ndarray,
@@ -421,12 +488,14 @@ def segment_array(
     if body.sum() * voxel_ml < 100.0:
         raise SegmentationFailed("no body found (under 100 mL above -400 HU)")
     lungs = lung_mask(hu, body, voxel_ml)
-    seed = find_seed(smooth, body, lungs, spacing_zyx)
+    body_depth = _depth(body, spacing_zyx)
+    seed = find_seed(smooth, body, lungs, spacing_zyx, body_depth)
     window = liver_window(smooth, seed, spacing_zyx, radius_mm, low_k, high_k, mode)
     log.debug("liver seed %s, window %.0f..%.0f HU", seed, *window)
     anatomy = landmarks(smooth, body, lungs, spacing_zyx) if priors else None
     exclude = posterior_exclusion(hu.shape, anatomy, spacing_zyx) if priors else None
-    region = grow_region(smooth, body, seed, window, spacing_zyx, erode_mm, exclude=exclude)
+    region = grow_region(smooth, body, seed, window, spacing_zyx, erode_mm, exclude=exclude,
+                         body_depth=body_depth)
     region = finish(region, spacing_zyx, close_mm)
     if split_mm > 0:
         region = split_touching(region, seed, spacing_zyx, split_mm, anatomy)
@@ -447,7 +516,29 @@ def segment(image: sitk.Image, work_spacing_mm: float = 3.0, **params) -> sitk.I
     work = resample_image(oriented, spacing_grid(oriented, max(work_spacing_mm, min(oriented.GetSpacing()))))
     hu = sitk.GetArrayFromImage(work)
     mask = segment_array(hu, np.array(work.GetSpacing()[::-1]), **params)
+    return array_image(_to_grid(mask, work, image), image)
+
+
+def _to_grid(mask: np.ndarray, work: sitk.Image, image: sitk.Image) -> np.ndarray:
+    """The coarse mask back on ``image``'s grid: interpolated linearly, kept from 0.5. Only
+    the part of the grid within one coarse voxel of the mask's box can reach 0.5: the
+    rest is background without interpolating it."""
+    out = np.zeros(image.GetSize()[::-1], bool)
+    if not mask.any():
+        return out
+    box = bounding_box(mask, 1)
+    corners = itertools.product(*[(b.start, b.stop - 1) for b in box[::-1]])
+    index = np.array([image.TransformPhysicalPointToContinuousIndex(
+        work.TransformIndexToPhysicalPoint([int(c) for c in corner])) for corner in corners])
+    size = np.array(image.GetSize())
+    lo = np.clip(np.floor(index.min(axis=0)).astype(int) - 1, 0, size)
+    hi = np.clip(np.ceil(index.max(axis=0)).astype(int) + 2, 0, size)
+    if np.any(hi <= lo):
+        return out
+    part = Grid(tuple(int(v) for v in hi - lo),
+                image.TransformIndexToPhysicalPoint([int(v) for v in lo]),
+                image.GetSpacing(), image.GetDirection())
     coarse = sitk.GetImageFromArray(mask.astype(np.float32))
     coarse.CopyInformation(work)
-    # back to the input grid: the coarse mask interpolated linearly, kept from 0.5
-    return array_image(threshold_to_grid(coarse, image), image)
+    out[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]] = threshold_to_grid(coarse, part)
+    return out

@@ -17,10 +17,10 @@ import SimpleITK as sitk
 
 from mtnet.config import section
 from mtnet.errors import InputError
-from mtnet.imaging import NIFTI, array_image, patient_ids, read_mask
+from mtnet.imaging import NIFTI, array_image, bounding_box, map_patients, patient_ids, read_mask
 from mtnet.tables import read_tsv, write_tsv
 from mtnet.tumor import measure
-from mtnet.tumor.roi import crop_roi
+from mtnet.tumor.roi import crop_roi, save_roi
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def process_patient(center: str, pid: str, image: sitk.Image, tumor_path: Path, 
             path=tumor_path,
             fix="check the liver mask (QC montage) or raise tumor.max_outside_liver_fraction",
         )
-    labels, n = measure.label_lesions(tumor)
+    labels, n = measure.label_lesions(tumor[bounding_box(tumor)])  # same labels, in the box
     lesions = measure.lesion_table(labels, n, spacing)
     target = measure.pick_target(lesions, settings["target_lesion"])
     ring = measure.peritumoral_ring(tumor, liver, settings["ring_mm"], spacing)
@@ -87,8 +87,10 @@ def process_patient(center: str, pid: str, image: sitk.Image, tumor_path: Path, 
     return row, ring, roi
 
 
-def process_center(center: str, inputs: dict, outputs: dict, settings: dict) -> pd.DataFrame:
-    """Every ingested patient of a center: lesions.tsv, rings/, roi/ (+ index.tsv)."""
+def process_center(center: str, inputs: dict, outputs: dict, settings: dict,
+                   threads: int = 1) -> pd.DataFrame:
+    """Every ingested patient of a center (``threads`` side by side): lesions.tsv, rings/,
+    roi/ (+ index.tsv)."""
     settings = section("tumor", settings)
     images_dir, tumor_dir, liver_dir = (Path(inputs[k]) for k in ("images", "tumor", "liver"))
     pids = patient_ids(images_dir)
@@ -101,32 +103,36 @@ def process_center(center: str, inputs: dict, outputs: dict, settings: dict) -> 
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-
-    rows, index = [], []
     for pid in pids:
         if pid not in diameters:
             raise InputError("patient has an image but no row in the clinical table",
                              center=center, patient=pid, path=inputs["clinical"],
                              fix="re-run ingestion")
+    if threads > 1:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+
+    def one(pid: str) -> tuple[dict, dict]:
         image = sitk.ReadImage(str(images_dir / f"{pid}{NIFTI}"))
         row, ring, roi = process_patient(
             center, pid, image, tumor_dir / f"{pid}{NIFTI}", liver_dir / f"{pid}{NIFTI}",
             float(diameters[pid]), settings)
         sitk.WriteImage(array_image(ring, image), str(rings_dir / f"{pid}{NIFTI}"),
                         useCompression=True)
-        np.savez_compressed(roi_dir / f"{pid}.npz", **roi.arrays())
-        rows.append(row)
-        index.append({
+        save_roi(roi, roi_dir / f"{pid}.npz")
+        index = {
             "patient_id": pid, "file": f"{pid}.npz",
             "grid": "x".join(str(int(g)) for g in settings["roi_grid"]),
             "spacing": ",".join(f"{s:.4f}" for s in roi.spacing_mm),
-        })
+        }
         if row["diameter_disagreement"] == 1:
             log.warning("%s %s: target lesion %.1f mm vs table %.1f mm (> %.0f%% apart)", center,
                         pid, row["target_diameter_mm"], row["table_max_diameter_mm"],
                         100 * settings["diameter_tolerance"])
+        return row, index
 
-    table = pd.DataFrame(rows, columns=LESION_COLUMNS)
+    results = map_patients(one, pids, threads, center=center)
+    table = pd.DataFrame([row for row, _ in results], columns=LESION_COLUMNS)
     write_tsv(table, outputs["lesions"])
-    write_tsv(pd.DataFrame(index, columns=INDEX_COLUMNS), roi_dir / "index.tsv")
+    write_tsv(pd.DataFrame([index for _, index in results], columns=INDEX_COLUMNS),
+              roi_dir / "index.tsv")
     return table

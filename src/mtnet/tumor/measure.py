@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from itertools import combinations
-
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
+from scipy.spatial.distance import pdist
 
 from mtnet.imaging import label_components
 
@@ -30,7 +29,7 @@ def _max_distance(points: np.ndarray) -> float:
         axis = np.linalg.svd(centred, full_matrices=False)[2][0]
         proj = centred @ axis
         return float(proj.max() - proj.min())
-    return float(max(np.linalg.norm(a - b) for a, b in combinations(points, 2)))
+    return float(pdist(points).max())
 
 
 def longest_axial_diameter(mask: np.ndarray, spacing_zyx) -> float:

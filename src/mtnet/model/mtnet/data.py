@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mtnet.errors import InputError
+from mtnet.tumor.roi import load_roi
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def load_crops(roi_dirs, patient_ids, grid=None) -> dict:
     (N, D, H, W) in [0, 1], ``tumor`` and ``liver`` uint8 (N, D, H, W). ``grid``
     ((D, H, W) or None): resampled on load with :func:`resample_crops`; without it every
     crop must already share one grid. A patient found in no folder, or in two, a crop
-    without its arrays, an image outside [0, 1] or an empty tumor mask is an
+    of an older format (no HU) or an empty tumor mask is an
     :class:`~mtnet.errors.InputError` naming the patient and the file.
     """
     roi_dirs = [Path(d) for d in roi_dirs]
@@ -52,19 +53,12 @@ def load_crops(roi_dirs, patient_ids, grid=None) -> dict:
                              fix="make patient ids unique across centers")
         path = found[pid][0] / f"{pid}.npz"
         center = _center_of(found[pid][0])
-        with np.load(path) as z:
-            missing = [k for k in ARRAYS if k not in z.files]
-            if missing:
-                raise InputError(f"crop lacks {missing}", center=center, patient=pid, path=path,
-                                 fix="re-run the tumor stage")
-            image = z["image"].astype(np.float32)
-            tumor, liver = z["tumor"].astype(np.uint8), z["liver"].astype(np.uint8)
+        roi = load_roi(path)  # the one reader of the crops: int16 HU windowed to [0, 1]
+        image = roi.image.astype(np.float32)
+        tumor, liver = roi.tumor.astype(np.uint8), roi.liver.astype(np.uint8)
         if image.ndim != 3 or tumor.shape != image.shape or liver.shape != image.shape:
             raise InputError(f"crop arrays disagree in shape (image {image.shape}, tumor "
                              f"{tumor.shape}, liver {liver.shape})", center=center, patient=pid,
-                             path=path, fix="re-run the tumor stage")
-        if not np.isfinite(image).all() or image.min() < 0.0 or image.max() > 1.0:
-            raise InputError("crop image is not windowed to [0, 1]", center=center, patient=pid,
                              path=path, fix="re-run the tumor stage")
         if not tumor.any():
             raise InputError("crop's tumor mask is empty", center=center, patient=pid, path=path,
