@@ -244,6 +244,8 @@ _FILES_ONLY_KEYS = _FILE_KEYS + (
     "image_format",
     "tumor_mask_format",
     "tumor_segment",
+    "tumor_label",
+    "liver_label",
     "clinical_sheet",
     "phase",
 )
