@@ -27,6 +27,8 @@ include: "workflow/rules/stats.smk"
 
 # light steps (seconds, a few MB) run on the submit host, not as Slurm jobs (slurm/config.yaml)
 localrules:
+    delivery_manifest,
+    identity,
     table1,
     train_model,
     predict_model,

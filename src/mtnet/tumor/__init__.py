@@ -2,7 +2,9 @@
 
 :func:`process_center` is what the workflow's ``tumor`` rule calls; it writes
 ``lesions.tsv``, ``rings/{pid}.nii.gz`` and ``roi/{pid}.npz`` + ``roi/index.tsv``
-(docs/data_contracts.md). ``settings`` is the config's ``tumor`` section.
+(docs/data_contracts.md). ``settings`` is the config's ``tumor`` section. A patient whose masks
+fail (empty, wholly or too much outside the liver) is excluded with its reason in
+``exclusions.tsv`` beside lesions.tsv, or fails the center (``tumor.on_bad_patient``).
 """
 
 from __future__ import annotations
@@ -102,16 +104,24 @@ def process_center(center: str, inputs: dict, outputs: dict, settings: dict) -> 
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
 
-    rows, index = [], []
+    rows, index, excluded = [], [], []
     for pid in pids:
         if pid not in diameters:
             raise InputError("patient has an image but no row in the clinical table",
                              center=center, patient=pid, path=inputs["clinical"],
                              fix="re-run ingestion")
         image = sitk.ReadImage(str(images_dir / f"{pid}{NIFTI}"))
-        row, ring, roi = process_patient(
-            center, pid, image, tumor_dir / f"{pid}{NIFTI}", liver_dir / f"{pid}{NIFTI}",
-            float(diameters[pid]), settings)
+        try:
+            row, ring, roi = process_patient(
+                center, pid, image, tumor_dir / f"{pid}{NIFTI}", liver_dir / f"{pid}{NIFTI}",
+                float(diameters[pid]), settings)
+        except InputError as err:  # one bad patient is excluded, never the whole center
+            if settings["on_bad_patient"] == "error":
+                raise
+            reason = str(InputError(err.problem, path=err.path, fix=err.fix))
+            log.warning("center %s, patient %s: excluded: %s", center, pid, reason)
+            excluded.append((pid, reason))
+            continue
         sitk.WriteImage(array_image(ring, image), str(rings_dir / f"{pid}{NIFTI}"),
                         useCompression=True)
         np.savez_compressed(roi_dir / f"{pid}.npz", **roi.arrays())
@@ -126,7 +136,13 @@ def process_center(center: str, inputs: dict, outputs: dict, settings: dict) -> 
                         pid, row["target_diameter_mm"], row["table_max_diameter_mm"],
                         100 * settings["diameter_tolerance"])
 
+    if not rows:
+        pid, reason = excluded[0]
+        raise InputError(f"no patient left ({len(excluded)} excluded), the first: {reason}",
+                         center=center, patient=pid, fix="see the center's exclusions in the log")
     table = pd.DataFrame(rows, columns=LESION_COLUMNS)
     write_tsv(table, outputs["lesions"])
+    write_tsv(pd.DataFrame(excluded, columns=["patient_id", "reason"]),
+              outputs.get("exclusions", Path(outputs["lesions"]).with_name("exclusions.tsv")))
     write_tsv(pd.DataFrame(index, columns=INDEX_COLUMNS), roi_dir / "index.tsv")
     return table
