@@ -7,6 +7,8 @@ rule delivery_manifest:
         "results/ingest/{center}/delivery.sha256",
     log:
         "results/logs/delivery_manifest/{center}.log",
+    conda:
+        "../../envs/imaging.yaml"
     threads: 1
     resources:
         mem_mb=500,
@@ -65,6 +67,8 @@ rule identity:
         "results/ingest/{center}/identity.tsv",
     log:
         "results/logs/identity/{center}.log",
+    conda:
+        "../../envs/imaging.yaml"
     threads: 1
     resources:
         mem_mb=500,

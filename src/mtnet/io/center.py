@@ -56,8 +56,16 @@ def read_center_yaml(folder: Path, center: str) -> dict:
     return entry
 
 
+NO_MASKS_FIX = ("MTnet needs one tumor mask per patient: put <patient_id>.nii.gz files (or "
+                "DICOM-SEG <patient_id>.dcm with tumor_mask_format: dicom-seg) in a folder and "
+                "name it in the center's tumor_masks")
+
+
 def _check_entry(entry: dict, center: str, where) -> None:
     """Validate a delivery's entry against the schema (no role needed), filling its defaults."""
+    if isinstance(entry, dict) and entry.get("source", "files") == "files" and "tumor_masks" not in entry:
+        raise InputError("tumor masks are missing: the delivery names no tumor_masks folder",
+                         center=center, path=where, fix=NO_MASKS_FIX)
     errors = sorted(center_validator(role=False).iter_errors(entry),
                     key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
@@ -180,9 +188,7 @@ def _no_masks(entry: dict, pids: list[str], pattern: str) -> tuple[str, str]:
             else "it is empty")
     problem = (f"tumor masks are missing: none of the {len(pids)} patient(s) has one in the "
                f"tumor_masks folder (looked for {pattern.replace('<id>', pids[0])}; {held})")
-    fix = ("MTnet needs one tumor mask per patient: put <patient_id>.nii.gz files (or DICOM-SEG "
-           "<patient_id>.dcm with tumor_mask_format: dicom-seg) in the folder named by tumor_masks")
-    return problem, fix
+    return problem, NO_MASKS_FIX
 
 
 # ------------------------------------------------------------------ one patient
@@ -254,6 +260,7 @@ def _source_mask(kind: str, path: Path, image: sitk.Image, entry: dict, series_u
         return mask, f"segment {entry['tumor_segment']}", None
     mask, labels, note = nifti.read_mask(path, entry.get(f"{kind}_label"), kind=kind,
                                          center=center, patient=pid)
+    note = note and f"{path.name}: {note}"
     found = ",".join(map(str, [0, *labels]))
     differs = imaging.grid_difference(mask, image)
     if not differs:
