@@ -13,7 +13,6 @@ from __future__ import annotations
 import subprocess
 
 import numpy as np
-import pandas as pd
 import pytest
 import SimpleITK as sitk
 import tiny_delivery as td

@@ -235,6 +235,12 @@ def _load_image(pid: str, path: Path, entry: dict, ingest: dict, override: str |
     for note in scan.skipped:
         log.info("center %s, patient %s: skipped %s", center, pid, note)
     where = dict(center=center, patient=pid, path=path)
+    warnings = []
+    if scan.damaged:
+        _judge(plausibility.Finding(
+            "truncated", f"{len(scan.damaged)} damaged DICOM file(s): {'; '.join(scan.damaged[:3])}",
+            "deliver the complete files again (or set ingest.checks.truncated: warn to leave them out)"),
+            checks["truncated"], warnings, warned, where)
     series, reason = dicom.pick_series(scan, entry.get("phase"), override, **where)
     log.info("center %s, patient %s: picked %s: %s", center, pid, series.label, reason)
     loaded = dicom.load_series(series, ingest["nonuniform_spacing"], **where)
@@ -242,7 +248,7 @@ def _load_image(pid: str, path: Path, entry: dict, ingest: dict, override: str |
               "series_description": series.description, "pick_reason": reason,
               "slices": loaded.slices, "dropped_slices": ";".join(loaded.dropped),
               "kvp": loaded.acquisition["kvp"], "kernel": loaded.acquisition["kernel"]}
-    return loaded.image, series.uid, fields, list(loaded.warnings), loaded.resampled_slices
+    return loaded.image, series.uid, fields, warnings + list(loaded.warnings), loaded.resampled_slices
 
 
 def _source_mask(kind: str, path: Path, image: sitk.Image, entry: dict, series_uid, resampled,
@@ -286,6 +292,9 @@ def ingest_patient(pid: str, path: Path, entry: dict, ingest: dict, override: st
     if _judge(finding, checks["hu"]["action"], warnings, warned, where):
         orientation = "not assessable: HU implausible"
     else:
+        _judge(plausibility.geometry_finding(small, voxel_mm, image.GetSize(), checks["geometry"],
+                                             orient["body_hu"]),
+               checks["geometry"]["action"], warnings, warned, where)
         orientation, finding = plausibility.orientation_findings(small, voxel_mm, orient)
         _judge(finding, orient["action"], warnings, warned, where)
 

@@ -36,7 +36,7 @@ def find_duplicates(center: str, own: pd.DataFrame, others: dict[str, tuple[str,
     ({center: (role, fingerprints)})."""
     rows = []
     comparable = own["clinical_fields"] >= min_fields
-    for sha, group in own.groupby("image_sha256", sort=False):
+    for _, group in own.groupby("image_sha256", sort=False):
         ids = sorted(group["patient_id"])
         rows += [(pid, "image", center, ids[0], "same center") for pid in ids[1:]]
     for other, (role, theirs) in others.items():

@@ -13,8 +13,9 @@ def _read(path, what: str, center, patient) -> sitk.Image:
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as err:
-        raise InputError(f"cannot read {what}: {' '.join(str(err).split())[:200]}",
-                         center=center, patient=patient, path=path) from None
+        detail = " ".join(str(err).split()).split("sitk::ERROR: ")[-1][:160]
+        raise InputError(f"cannot read {what}: {detail}", center=center, patient=patient,
+                         path=path, fix="deliver it as a readable NIfTI (.nii or .nii.gz)") from None
 
 
 def read_image(path, *, air: np.ndarray | None = None, center=None, patient=None) -> tuple[sitk.Image, int]:
@@ -25,8 +26,11 @@ def read_image(path, *, air: np.ndarray | None = None, center=None, patient=None
     """
     img = _read(path, "NIfTI", center, patient)
     if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"expected a 3D single-channel image, got {img.GetDimension()}D",
-                         center=center, patient=patient, path=path)
+        got = (f"{img.GetDimension()}D" if img.GetDimension() != 3
+               else f"{img.GetNumberOfComponentsPerPixel()} components per voxel")
+        raise InputError(f"expected a 3D single-channel image, got {got}", center=center,
+                         patient=patient, path=path,
+                         fix="deliver one 3D CT volume (the portal phase) per patient")
     arr = sitk.GetArrayFromImage(img).astype(np.float32)
     if air is not None and air.shape == arr.shape:
         arr[air] = AIR_HU
@@ -92,7 +96,7 @@ def read_mask(path, label: int | None = None, *, kind: str = "tumor", center=Non
     img = _read(path, "mask", center, patient)
     if img.GetDimension() != 3:
         raise InputError(f"expected a 3D mask, got {img.GetDimension()}D", center=center,
-                         patient=patient, path=path)
+                         patient=patient, path=path, fix="deliver one 3D mask per patient")
     arr = sitk.GetArrayViewFromImage(img)
     labels = labels_of(arr)
     try:

@@ -17,6 +17,7 @@ or a warning in qc.tsv and the log. Thresholds live in the schema only.
   posterior in the midline; the table, where it is in the field of view, is behind the body;
   the lung bases, where they are in the scan, are at its superior end. A left-right flip
   leaves no trace in these and is not checked.
+- :func:`geometry_finding`: the body's width against the voxel spacing (a spacing in cm).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def nifti_scan(path) -> tuple[Finding | None, np.ndarray | None]:
 
     path = Path(path)
     fix = "deliver the complete file again (check its size and checksum against the source)"
+    if path.stat().st_size == 0:
+        return Finding("truncated", "the file is empty (0 bytes)", fix), None
     try:
         raw = path.read_bytes()
         if path.name.endswith(".gz"):
@@ -114,7 +117,8 @@ def hu_findings(array: np.ndarray, settings: dict) -> tuple[dict, Finding | None
     lo, hi = (float(v) for v in settings["soft_tissue_hu"])
     finite = array[np.isfinite(array)]
     air_fraction = float(np.mean(finite <= air_max)) if finite.size else 0.0
-    valid = np.clip(finite[finite > AIR_HU], AIR_HU, 4000)
+    # padding and clipped air (-1024) take part: a doubled intercept leaves little else
+    valid = np.clip(finite, AIR_HU, 4000)
     if valid.size < 10 or np.ptp(valid) == 0:
         tissue = float(np.median(valid)) if valid.size else float("nan")
     else:
@@ -130,7 +134,7 @@ def hu_findings(array: np.ndarray, settings: dict) -> tuple[dict, Finding | None
         found.append(f"no air ({air_fraction:.1%} of voxels at or below {air_max:g} HU)")
     if off:
         found.append(f"soft-tissue median {tissue:.0f} HU (expected {lo:g} to {hi:g})")
-    if off and lo <= tissue + AIR_HU <= hi:
+    if off and no_air and lo <= tissue + AIR_HU <= hi:
         cause = "the values look like stored values without the RescaleIntercept (HU + 1024)"
         fix = "deliver HU (stored value x RescaleSlope + RescaleIntercept, usually - 1024)"
     elif off and lo <= tissue - AIR_HU <= hi:
@@ -165,16 +169,13 @@ def orientation_findings(array: np.ndarray, voxel_mm, settings: dict) -> tuple[s
     """The anatomy of a CT (``array``: LPS (z, y, x), HU, coarse; ``voxel_mm`` (z, y, x)) against
     its axes (module docstring). Returns the qc.tsv summary (``ok``, ``not assessable: ...``
     or the findings) and a finding when the axes look swapped or flipped."""
-    from scipy import ndimage as ndi
-
     voxel_mm = np.asarray(voxel_mm, float)
     labels, n, body_label, sizes = _largest(array > float(settings["body_hu"]))
     if n == 0 or sizes[body_label] * voxel_mm.prod() < 1e6:  # under a litre: no trunk
         return "not assessable: no body of a litre or more above body_hu", None
     body = labels == body_label
-    others = [ax for ax in range(3)]
     ends, extent = [], []
-    for ax in others:
+    for ax in range(3):
         area = body.sum(axis=tuple(i for i in range(3) if i != ax)).astype(float)
         ends.append(min(area[0], area[-1]) / area.max())
         idx = np.flatnonzero(area)
@@ -261,6 +262,28 @@ def _lungs(array, body, settings) -> str | None:
     if superior >= least and superior > 3 * inferior:
         return "superior"
     return None
+
+
+def geometry_finding(array: np.ndarray, voxel_mm, size_xyz, settings: dict, body_hu: float) -> Finding | None:
+    """The body's L-R width against ``settings["body_width_mm"]``: a header's spacing in cm
+    (or ten times too large) makes a trunk 3 cm or 3 m wide. Images under
+    ``min_voxels_across`` voxels along x or y are not judged."""
+    if min(size_xyz[:2]) < int(settings["min_voxels_across"]):
+        return None
+    labels, n, body_label, sizes = _largest(array > body_hu)
+    if n == 0:
+        return None
+    x = np.flatnonzero((labels == body_label).any(axis=(0, 1)))
+    width = (x[-1] - x[0] + 1) * float(voxel_mm[2])
+    lo, hi = (float(v) for v in settings["body_width_mm"])
+    if lo <= width <= hi:
+        return None
+    return Finding("geometry", f"implausible body width {width:.0f} mm (expected {lo:g}-{hi:g} mm "
+                               f"for a trunk): the header's voxel spacing "
+                               f"({', '.join(f'{v:g}' for v in voxel_mm[::-1])} mm at the checks' "
+                               f"sampling) in the wrong unit?",
+                   "correct the voxel spacing in the header (mm), or set "
+                   "ingest.checks.geometry.action: warn")
 
 
 def mask_in_air(mask: np.ndarray, array: np.ndarray, body_hu: float) -> float:
