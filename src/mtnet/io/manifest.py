@@ -26,11 +26,13 @@ def _files(key: str, root: Path):
     if root.is_file():
         yield f"{key}/{root.name}", root
         return
-    for folder, dirs, names in os.walk(root, followlinks=True):
+    top = str(root)
+    for folder, dirs, names in os.walk(top, followlinks=True):
         dirs.sort()
+        rel = os.path.relpath(folder, top)
+        prefix = key if rel == "." else f"{key}/{rel.replace(os.sep, '/')}"
         for name in sorted(names):
-            path = Path(folder) / name
-            yield f"{key}/{path.relative_to(root).as_posix()}", path
+            yield f"{prefix}/{name}", Path(folder, name)
 
 
 def _sha256(path: Path) -> str:
@@ -41,16 +43,17 @@ def _sha256(path: Path) -> str:
 def manifest(paths: dict[str, str | Path], cache: dict | None = None) -> tuple[str, dict]:
     """The manifest text of the delivery ``paths`` ({key: file or folder}) and the updated
     stat cache ({absolute path: [size, mtime_ns, ctime_ns, inode, sha256]})."""
-    cache = dict(cache or {})
+    cache = cache or {}
     fresh: dict[str, list] = {}
     lines = []
     for key in sorted(paths):
         for name, path in _files(key, Path(paths[key])):
-            st = path.stat()
+            where = os.path.abspath(path)
+            st = os.stat(where)
             stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-            known = cache.get(str(path.resolve()))
+            known = cache.get(where)
             sha = known[4] if known and known[:4] == stamp else _sha256(path)
-            fresh[str(path.resolve())] = stamp + [sha]
+            fresh[where] = stamp + [sha]
             lines.append(f"{sha}  {name}")
     return "".join(f"{line}\n" for line in lines), fresh
 
@@ -66,11 +69,11 @@ def refresh(paths: dict[str, str | Path], out: str | Path, cache_path: str | Pat
             cache = json.loads(cache_path.read_text())
         except ValueError:
             cache = {}
-    text, cache = manifest(paths, cache)
-    if cache_path is not None:
+    text, fresh = manifest(paths, cache)
+    if cache_path is not None and fresh != cache:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache))
+        tmp.write_text(json.dumps(fresh))
         tmp.replace(cache_path)
     if out.exists() and out.read_text() == text:
         return False
