@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 import tiny_delivery as td
@@ -269,3 +270,80 @@ def test_every_subcommand_ends_an_input_error_with_one_line(tmp_path, args, text
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(text.format(tmp=tmp_path))
+
+
+# ------------------------------------------------------------------ through the workflow
+
+
+@pytest.mark.slow
+def test_damaged_hospitals_in_one_run_leave_the_clean_center_as_it_was(clean, tmp_path):
+    """One snakemake run with a clean training hospital (tiny TA) and four damaged external
+    ones (--keep-going): a cut NIfTI and an (S, P, L) array exclude their patients, a
+    semicolon table and the training center re-delivered as external fail their centers
+    alone, each with its one-line reason; the clean center's ingested files equal its
+    ingestion alone."""
+    import yaml
+    from conftest import run_snakemake
+
+    root, data, _ = clean
+    ta = td.generate(tmp_path / "gen", "TA", role="train", image_format="nifti",
+                     tumor_mask_format="nifti")
+    alone = td.ingest(td.copy(ta, tmp_path, "TA-alone"), tmp_path, "TA-alone")
+    assert alone.error is None and alone.exclusions.empty
+
+    def hospital(name, role, source, damage=None):
+        copy = td.copy(source, tmp_path, name)
+        if damage:
+            damage(copy)
+        entry = td.entry(copy)
+        for key in ("images", "tumor_masks", "liver_masks", "clinical"):
+            if key in entry:
+                entry[key] = str(copy / entry[key])
+        return {"role": role, **entry}
+
+    def cut(copy):
+        path = td.image_path(copy, BAD)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+    def spl(copy):
+        path = td.image_path(copy, BAD)
+        img = sitk.ReadImage(str(path))
+        out = sitk.GetImageFromArray(np.ascontiguousarray(sitk.GetArrayFromImage(img).transpose(2, 1, 0)))
+        out.SetSpacing(img.GetSpacing())
+        out.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
+        sitk.WriteImage(out, str(path), True)
+
+    def semicolons(copy):
+        td.write_csv(copy, td.read_table(copy), sep=";")
+
+    centers = {"CLEAN": hospital("CLEAN", "train", ta),
+               "CUT": hospital("CUT", "external", data, cut),
+               "SPL": hospital("SPL", "external", data, spl),
+               "SEMI": hospital("SEMI", "external", data, semicolons),
+               "AGAIN": hospital("AGAIN", "external", ta)}
+    config = tmp_path / "hospitals.yaml"
+    config.write_text(yaml.safe_dump({"seed": 1, "centers": centers,
+                                      "ingest": {"spacing_mm": td.SPACING}}))
+    work = tmp_path / "work"
+    work.mkdir()
+    targets = [f"results/ingest/{c}/identity.tsv" for c in centers]
+    result = run_snakemake(["--cores", "2", "--keep-going", "--replace-workflow-config", *targets],
+                           work, timeout=900, configfiles=[config])
+    assert result.returncode != 0
+    ingest = work / "results" / "ingest"
+    logs = work / "results" / "logs"
+    for name, text in (("CUT", "the gzip stream ends early"), ("SPL", "axes z and x look swapped")):
+        reason = pd.read_csv(ingest / name / "exclusions.tsv", sep="\t").set_index("patient_id").reason
+        assert reason[BAD].startswith(f"{tmp_path / name / 'data' / 'images' / BAD}.nii.gz: ")
+        assert text in reason[BAD]
+        assert (ingest / name / "identity.tsv").exists()
+    semi = (logs / "ingest" / "SEMI.log").read_text()
+    assert "center SEMI, " in semi and "its header is semicolon-separated" in semi
+    assert not (ingest / "SEMI" / "clinical.tsv").exists()
+    assert ("center AGAIN, patient TA-0001: the ingested image and the clinical row equal those "
+            "of patient TA-0001 of training center CLEAN") in (logs / "identity" / "AGAIN.log").read_text()
+    assert not (ingest / "AGAIN" / "identity.tsv").exists()
+    in_run = td.Outcome(None, ingest / "CLEAN")
+    for pid in alone.clinical.patient_id:
+        assert in_run.digest(pid) == alone.digest(pid), pid
+    assert (ingest / "CLEAN" / "identity.tsv").exists()
