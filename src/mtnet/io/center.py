@@ -22,6 +22,7 @@ import SimpleITK as sitk
 from mtnet import imaging
 from mtnet.config import ConfigError, center_validator, read_yaml, section
 from mtnet.errors import InputError
+from mtnet.factors import CANONICAL_COLUMNS
 from mtnet.io import clinical as clin
 from mtnet.io import dicom, nifti, plausibility, qc, seg
 from mtnet.tables import read_tsv, write_tsv
@@ -462,8 +463,6 @@ def fingerprints(table: pd.DataFrame, image_sha: dict[str, str]) -> pd.DataFrame
     """Per patient: the ingested image's SHA-256 and the SHA-256 of the canonical clinical row
     (every canonical column but patient_id, as written to clinical.tsv), with the number of
     its non-missing fields."""
-    from mtnet.factors import CANONICAL_COLUMNS
-
     columns = CANONICAL_COLUMNS[1:]
     rows = []
     for record in table[["patient_id", *columns]].astype(object).to_dict("records"):
