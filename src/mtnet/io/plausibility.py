@@ -14,8 +14,8 @@ or a warning in qc.tsv and the log. Thresholds live in the schema only.
 - :func:`orientation_findings`: the anatomy against the declared axes, on the image reoriented
   to LPS (x → Left, y → Posterior, z → Superior) at a coarse spacing: a trunk runs out of the
   image at both ends of its S-I axis only; it is wider (L-R) than deep (A-P); the spine lies
-  posterior in the midline; the table, where it is in the field of view, is behind the body;
-  the lung bases, where they are in the scan, are at its superior end. A left-right flip
+  posterior in the midline; the table, where it is in the field of view and no spine is seen,
+  is behind the body (a prone patient lies on it face down); the lung bases, where they are in the scan, are at its superior end. A left-right flip
   leaves no trace in these and is not checked.
 - :func:`geometry_finding`: the body's width against the voxel spacing (a spacing in cm).
 """
@@ -199,9 +199,13 @@ def orientation_findings(array: np.ndarray, voxel_mm, settings: dict) -> tuple[s
             if spine is not None and spine < float(settings["spine_anterior_max"]):
                 found.append(f"the spine lies in the front of the body ({spine:.0%} of its depth "
                              f"from the front): y (A-P) looks flipped")
-            table = _table_position(labels, n, body_label, sizes, voxel_mm, (y0, y1))
+            # the table is behind a supine patient, in front of a prone one: it speaks only
+            # where the spine cannot
+            table = None if spine is not None else _table_position(labels, n, body_label, sizes,
+                                                                   voxel_mm, (y0, y1))
             if table is not None and table < 0.5:
-                found.append("the table lies in front of the body: y (A-P) looks flipped")
+                found.append("the table lies in front of the body and no spine is seen: y (A-P) "
+                             "looks flipped (or the patient lies prone)")
         lungs = _lungs(array, body, settings)
         if lungs == "inferior":
             found.append("the lung bases lie at the inferior end of the scan: the slice order "
