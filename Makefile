@@ -23,9 +23,12 @@ help:
 setup:
 	@tools/setup.sh
 
+# `mtnet run` is snakemake under a supervisor: after a kill, the same command resumes (a dead
+# run's lock is cleared, never a live run's; the killed run's jobs are stopped; the jobs it
+# interrupted are rerun by --rerun-incomplete)
 demo: setup
-	snakemake --cores $(CORES) --rerun-incomplete
-	snakemake --cores $(CORES) --report results/report.html
+	mtnet run --cores $(CORES) --rerun-incomplete
+	mtnet run --cores $(CORES) --report results/report.html
 	@echo
 	@echo "Results: $(CURDIR)/results/ (stats/, predictions/, ingest/, liver/, tumor/)"
 	@echo "Report:  $(CURDIR)/results/report.html"

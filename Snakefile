@@ -29,6 +29,8 @@ include: "workflow/rules/stats.smk"
 # light steps (seconds, a few MB) run on the submit host, not as Slurm jobs (slurm/config.yaml)
 localrules:
     splits,
+    delivery_manifest,
+    identity,
     table1,
     validity,
     train_model,

@@ -199,13 +199,14 @@ CLINICAL_ROW = {
 
 def make_center(root: Path, center: str, n: int = 2, *, image_format="dicom", mask_format="nifti",
                 transfer="explicit", shape_zyx=(10, 32, 32), spacing_xyz=(1.0, 1.0, 2.5),
-                extra_series=False, clinical_rows=None, liver=False) -> Path:
-    """A data folder described by center.yaml, like results/synth/{center}/data."""
+                extra_series=False, clinical_rows=None, liver=False, seed=0) -> Path:
+    """A data folder described by center.yaml, like results/synth/{center}/data (``seed``
+    varies the phantoms' noise between centers)."""
     data = root / center / "data"
     pids = [f"{center}-{i:04d}" for i in range(1, n + 1)]
     origin = (-16.0, -16.0, -100.0)
     for i, pid in enumerate(pids):
-        hu, tumor, fov = phantom(shape_zyx, spacing_xyz, seed=i)
+        hu, tumor, fov = phantom(shape_zyx, spacing_xyz, seed=i + 1000 * seed)
         if image_format == "dicom":
             folder = data / "images" / pid
             study = generate_uid()

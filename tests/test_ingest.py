@@ -489,7 +489,7 @@ def test_one_bad_center_leaves_another_untouched(tmp_path):
         run(tmp_path, "BAD", bad)
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest()
              for p in Path(out["clinical"]).parent.rglob("*") if p.is_file()}
-    assert before == after and len(before) == 7
+    assert before == after and len(before) == 8
 
 
 # ------------------------------------------------------------------ privacy
@@ -503,7 +503,7 @@ def test_no_header_identifier_reaches_any_output(tmp_path, caplog):
     with caplog.at_level(logging.DEBUG):
         out = run(tmp_path, "PR", data)
     files = [p for p in (tmp_path / "results").rglob("*") if p.is_file()]
-    assert len(files) == 9  # 2 images, 2 tumor masks, 4 tables, the montage
+    assert len(files) == 10  # 2 images, 2 tumor masks, 5 tables, the montage
     needles = [v.encode() for v in values] + [values[0].replace("^", " ").encode()]
     for path in files:
         blob = path.read_bytes()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -269,9 +272,18 @@ def test_process_center_errors_name_the_patient(tmp_path, what, change, message)
     inputs, outputs, _ = _center(tmp_path)
     _rewrite(f"{inputs[what]}/C1-0001.nii.gz", change)
     with pytest.raises(InputError, match=message):
-        process_center("C1", inputs, outputs, SETTINGS)
+        process_center("C1", inputs, outputs, dict(SETTINGS, on_bad_patient="error"))
     with pytest.raises(InputError, match=message):  # patients side by side
-        process_center("C1", inputs, outputs, SETTINGS, threads=2)
+        process_center("C1", inputs, outputs, dict(SETTINGS, on_bad_patient="error"), threads=2)
+    # by default the bad patient is excluded with its reason and the other one is processed
+    process_center("C1", inputs, outputs, SETTINGS)
+    assert pd.read_csv(outputs["lesions"], sep="\t").patient_id.tolist() == ["C1-0000"]
+    excluded = pd.read_csv(Path(outputs["lesions"]).with_name("exclusions.tsv"), sep="\t")
+    assert excluded.patient_id.tolist() == ["C1-0001"]
+    reason = excluded.reason[0]
+    assert re.search(message.split(".*", 1)[1], reason) and f"C1-0001.nii.gz: " in reason, reason
+    assert "(fix: " in reason
+    assert sorted(p.name for p in Path(outputs["roi"]).glob("*.npz")) == ["C1-0000.npz"]
 
 
 def test_process_center_threads_give_the_same_files(tmp_path):
@@ -281,7 +293,7 @@ def test_process_center_threads_give_the_same_files(tmp_path):
     process_center("C1", inputs, two, SETTINGS, threads=2)
     files = sorted(p.relative_to(tmp_path / "tumor") for p in (tmp_path / "tumor").rglob("*")
                    if p.is_file())
-    assert len(files) == 1 + 2 * len(pids) + 1  # lesions, rings and crops, the index
+    assert len(files) == 2 + 2 * len(pids) + 1  # lesions, exclusions, rings and crops, the index
     for rel in files:
         assert (tmp_path / "tumor" / rel).read_bytes() == (tmp_path / "tumor2" / rel).read_bytes(), rel
 
@@ -291,4 +303,4 @@ def test_process_center_mask_on_another_grid(tmp_path):
     _, _, tumor = abdomen(3.0, seed=1)
     sitk.WriteImage(tumor, f"{inputs['tumor']}/C1-0001.nii.gz")
     with pytest.raises(InputError, match="patient C1-0001.*tumor mask is on another grid"):
-        process_center("C1", inputs, outputs, SETTINGS)
+        process_center("C1", inputs, outputs, dict(SETTINGS, on_bad_patient="error"))

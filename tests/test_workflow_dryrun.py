@@ -11,7 +11,9 @@ import yaml
 from conftest import REPO, dry_run_jobs, run_snakemake
 
 DEFAULT = REPO / "config" / "config.yaml"
-PER_CENTER_RULES = {"ingest", "liver", "tumor", "predict_model"}
+PER_CENTER_RULES = {"ingest", "identity", "liver", "tumor", "predict_model"}
+# a synthetic center's data is generated, and its manifest written after it
+SYNTHETIC_RULES = {"synth", "delivery_manifest"}
 PAPER_CENTERS = ["YPH", "ZPH", "SPH", "NFH", "ZCPH"]
 
 
@@ -27,7 +29,7 @@ def centers_of(jobs, rule):
 
 def test_default_config_plans_per_center_jobs_for_the_five_centers(tmp_path):
     jobs = plan(tmp_path)
-    for rule in PER_CENTER_RULES | {"synth"}:
+    for rule in PER_CENTER_RULES | SYNTHETIC_RULES:
         assert centers_of(jobs, rule) == sorted(PAPER_CENTERS), rule
     # statistics for the external center and for the pooled training centers
     assert centers_of(jobs, "stats") == ["ZCPH", "pooled_train", "pooled_train_apparent"]
@@ -40,11 +42,11 @@ def test_a_sixth_synthetic_center_adds_its_jobs(tmp_path):
     extra.write_text(yaml.safe_dump({"centers": {"GZH": {"role": "external", "source": "synthetic", "synthetic": {"preset": "demo"}}}}))
     before = plan(tmp_path)
     after = plan(tmp_path, extra)
-    for rule in PER_CENTER_RULES | {"synth", "stats"}:
+    for rule in PER_CENTER_RULES | SYNTHETIC_RULES | {"stats"}:
         assert "GZH" in centers_of(after, rule), rule
         assert "GZH" not in centers_of(before, rule)
     added = Counter(r for r, _ in after) - Counter(r for r, _ in before)
-    assert added == Counter({r: 1 for r in PER_CENTER_RULES | {"synth", "stats"}})
+    assert added == Counter({r: 1 for r in PER_CENTER_RULES | SYNTHETIC_RULES | {"stats"}})
 
 
 def test_a_sixth_hospital_with_its_own_files_adds_its_jobs(tmp_path):
@@ -61,7 +63,12 @@ def test_a_sixth_hospital_with_its_own_files_adds_its_jobs(tmp_path):
     jobs = plan(tmp_path, extra)
     for rule in PER_CENTER_RULES:
         assert "MYHOSP" in centers_of(jobs, rule), rule
-    assert "MYHOSP" not in centers_of(jobs, "synth")  # its own data is read, not generated
+    for rule in SYNTHETIC_RULES:  # its own data is read, not generated
+        assert "MYHOSP" not in centers_of(jobs, rule)
+    # its manifest was written while planning: every file of the delivery with its SHA-256
+    manifest = (tmp_path / "results" / "ingest" / "MYHOSP" / "delivery.sha256").read_text()
+    assert manifest.splitlines() == [
+        "585af16ee2137db6a0c69301f954094f1f351726125bd68afbc478b612680ced  clinical/clinical.csv"]
     # a training center has no stats of its own: it joins the pooled training centers
     assert "MYHOSP" not in centers_of(jobs, "stats")
 

@@ -229,3 +229,58 @@ def test_the_report_holds_every_stage(run_dir):
     html = (run_dir / "results" / "report.html").read_text(errors="replace")
     for label in ("Ingestion", "Liver", "Tumor", "Models", "Statistics", "synthetic"):
         assert label in html, label
+
+
+def results_digest(workdir: Path) -> dict[str, str]:
+    """Every result file but the logs and the report (they hold times)."""
+    res = workdir / "results"
+    return {str(p.relative_to(res)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(res.rglob("*"))
+            if p.is_file() and p.relative_to(res).parts[0] != "logs" and p.name != "report.html"}
+
+
+def test_a_run_killed_with_sigkill_resumes_with_the_readme_command(run_dir, tmp_path):
+    """`make demo`'s command (`mtnet run ... --rerun-incomplete`) on a copy of the finished run
+    whose external center still has its liver, tumor, prediction and statistics steps to do;
+    its snakemake killed with SIGKILL while the liver job runs: the killed run's jobs stop, and
+    the same command alone resumes and ends with results byte-identical to the uninterrupted
+    run's."""
+    import subprocess
+    import time
+
+    import psutil
+    from conftest import VENV_BIN, workflow_env
+
+    work = tmp_path / "killed"
+    shutil.copytree(run_dir, work, symlinks=True)
+    for stage in ("liver", "tumor", "predictions", "stats"):
+        shutil.rmtree(work / "results" / stage / "TX")
+    shutil.rmtree(work / "results" / "logs")
+    cmd = [str(VENV_BIN / "mtnet"), "run", "-s", str(REPO / "Snakefile"), "-d", str(work),
+           "--configfile", str(TINY), "--replace-workflow-config", "--cores", "2",
+           "--rerun-incomplete"]
+    with (tmp_path / "first.log").open("w") as log:
+        first = subprocess.Popen(cmd, env=workflow_env(), cwd=work, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 600
+        while not (work / "results" / "liver" / "TX" / "masks").is_dir():
+            assert first.poll() is None and time.monotonic() < deadline, "the liver job never started"
+            time.sleep(0.2)
+        time.sleep(2)  # the job is writing its masks
+        snake = next(p for p in psutil.Process(first.pid).children()
+                     if any("snakemake" in part for part in p.cmdline()[:2]))
+        jobs = snake.children(recursive=True)
+        assert jobs, "no job running when killed"
+        snake.kill()
+        assert first.wait(timeout=120) == 137
+    _, alive = psutil.wait_procs(jobs, timeout=5)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], "jobs of the killed run go on"
+    assert list((work / ".snakemake" / "locks").iterdir()), "the dead run left no lock"
+    assert "snakemake was killed by signal 9" in (tmp_path / "first.log").read_text()
+
+    second = subprocess.run(cmd, env=workflow_env(), cwd=work, capture_output=True, text=True,
+                            timeout=1200)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "is a dead run's lock (no live snakemake works here): clearing it" in second.stderr
+    want, got = results_digest(run_dir), results_digest(work)
+    assert sorted(got) == sorted(want)
+    assert [k for k in want if want[k] != got[k]] == []

@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     "mtnet.io.cli:register",
     "mtnet.cli:register_validity",
     "mtnet.app.cli:register",
+    "mtnet.app.run:register",
 ]
 
 
@@ -107,12 +108,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand. An input error (a bad file, table, config) ends with one ``error: ...``
+    line on stderr and exit status 2, never a traceback; a bug still shows its traceback."""
+    from mtnet.config import ConfigError
+    from mtnet.errors import InputError
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (InputError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path that cannot be read or written
+        print(f"error: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

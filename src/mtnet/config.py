@@ -158,7 +158,8 @@ def _one_line(error) -> str:
     kind = error.validator
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return f"config: {where}: missing required key '{missing}'"
+        hint = REQUIRED_HINTS.get(missing)
+        return f"config: {where}: missing required key '{missing}'" + (f" ({hint})" if hint else "")
     if kind == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
@@ -175,6 +176,14 @@ def _one_line(error) -> str:
     if kind == "minProperties" and where == "centers":
         return "config: centers: no center configured"
     return f"config: {where}: {error.message}"
+
+
+# what a missing key of a delivery means, said where its absence is reported
+REQUIRED_HINTS = {
+    "tumor_masks": "tumor masks are missing: MTnet needs one per patient; put <patient_id>.nii.gz "
+                   "files (or DICOM-SEG <patient_id>.dcm with tumor_mask_format: dicom-seg) in a "
+                   "folder and name it in tumor_masks",
+}
 
 
 def _first_error(errors: list):
@@ -251,6 +260,8 @@ _FILES_ONLY_KEYS = _FILE_KEYS + (
     "image_format",
     "tumor_mask_format",
     "tumor_segment",
+    "tumor_label",
+    "liver_label",
     "clinical_sheet",
     "phase",
 )

@@ -38,12 +38,16 @@ def grid_difference(a: sitk.Image, b: sitk.Image, tol_mm: float = 1e-3) -> str |
     if a.GetSize() != b.GetSize():
         return f"size {a.GetSize()} vs {b.GetSize()}"
     if not np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tol_mm):
-        return f"spacing {tuple(np.round(a.GetSpacing(), 4))} vs {tuple(np.round(b.GetSpacing(), 4))}"
+        return f"spacing {_rounded(a.GetSpacing(), 4)} vs {_rounded(b.GetSpacing(), 4)}"
     if not np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4):
         return "direction differs"
     if not np.allclose(a.GetOrigin(), b.GetOrigin(), atol=max(tol_mm, 0.01 * min(a.GetSpacing()))):
-        return f"origin {tuple(np.round(a.GetOrigin(), 3))} vs {tuple(np.round(b.GetOrigin(), 3))}"
+        return f"origin {_rounded(a.GetOrigin(), 3)} vs {_rounded(b.GetOrigin(), 3)}"
     return None
+
+
+def _rounded(values, digits: int) -> tuple:
+    return tuple(round(float(v), digits) for v in values)
 
 
 def same_grid(a: sitk.Image, b: sitk.Image) -> bool:

@@ -12,6 +12,7 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 
 from mtnet import config as mtconfig  # noqa: E402
+from mtnet.io import manifest as delivery  # noqa: E402
 from mtnet.model import registry  # noqa: E402
 
 mtconfig.export_package_path(SRC)
@@ -89,21 +90,78 @@ def get_ingest_settings(wildcards):
 
 
 def get_ingest_input(wildcards):
-    """A synthetic center is read from the generator's folder, exactly like a hospital's."""
-    c = center_config(wildcards.center)
-    if c["source"] == "synthetic":
-        return {"data": f"results/synth/{wildcards.center}/data"}
-    inputs = {k: c[k] for k in ("images", "tumor_masks", "clinical") if k in c}
-    for key in ("liver_masks", "clinical_mapping"):
-        if key in c:
-            inputs[key] = c[key]
-    if "overrides" in c.get("phase", {}):
-        inputs["phase_overrides"] = c["phase"]["overrides"]
+    """A synthetic center is read from the generator's folder, exactly like a hospital's; the
+    delivery's manifest makes a file replaced inside a folder rerun the center."""
+    inputs = dict(delivery_paths(wildcards.center))
+    inputs["manifest"] = delivery_manifest(wildcards.center)
     return inputs
 
 
 def ingested(center, what):
     return f"results/ingest/{center}/{what}"
+
+
+DELIVERY_KEYS = ("images", "tumor_masks", "liver_masks", "clinical", "clinical_mapping")
+_MANIFESTS_REFRESHED = set()
+
+
+def delivery_paths(center):
+    """The files and folders of a center's delivery, keyed as rule ingest's inputs."""
+    c = center_config(center)
+    if c["source"] == "synthetic":
+        return {"data": f"results/synth/{center}/data"}
+    paths = {k: c[k] for k in DELIVERY_KEYS if k in c}
+    if "overrides" in c.get("phase", {}):
+        paths["phase_overrides"] = c["phase"]["overrides"]
+    return paths
+
+
+def delivery_manifest(center):
+    """results/ingest/{center}/delivery.sha256: refreshed once per planning wherever the
+    delivery exists, rewritten only when a file's content changed (src/mtnet/io/manifest.py);
+    a synthetic center's first one is written by rule delivery_manifest after rule synth.
+    """
+    out = ingested(center, "delivery.sha256")
+    if center not in _MANIFESTS_REFRESHED:
+        _MANIFESTS_REFRESHED.add(center)
+        paths = delivery_paths(center)
+        if all(Path(p).exists() for p in paths.values()):
+            delivery.refresh(paths, out, manifest_cache(center))
+    return out
+
+
+def manifest_cache(center):
+    return f".snakemake/mtnet/manifests/{center}.json"
+
+
+def get_manifest_input(wildcards):
+    """The generator's folder of a synthetic center (a hospital's delivery is no job's output)."""
+    center = wildcards.center
+    return list(delivery_paths(center).values()) if is_synthetic(center) else []
+
+
+def get_delivery_paths(wildcards):
+    return delivery_paths(wildcards.center)
+
+
+def get_manifest_cache(wildcards):
+    return manifest_cache(wildcards.center)
+
+
+def get_identity_input(wildcards):
+    """A center's fingerprints and those of every (other) training center."""
+    return {
+        "own": ingested(wildcards.center, "fingerprints.tsv"),
+        "others": [ingested(c, "fingerprints.tsv") for c in identity_others(wildcards)],
+    }
+
+
+def identity_others(wildcards):
+    return [c for c in TRAIN_CENTERS if c != wildcards.center]
+
+
+def get_identity_roles(wildcards):
+    return {c: center_config(c)["role"] for c in identity_others(wildcards)}
 
 
 # ------------------------------------------------------------------ liver and tumor
@@ -226,12 +284,17 @@ NETWORK_MODELS = "|".join(m for m in MODELS if registry.get(m).fold_jobs) or "(?
 
 
 def get_model_prediction_input(wildcards):
-    """The fitted model and the center's inputs."""
+    """The fitted model and the center's inputs; a center's patients are predicted only once
+    they were shown to be no training patient's (rule identity)."""
     inputs = {
         k: v[0]
         for k, v in model_inputs(wildcards.model, [wildcards.center], False).items()
     }
-    return {"model": f"results/models/{wildcards.model}/model", **inputs}
+    return {
+        "model": f"results/models/{wildcards.model}/model",
+        **inputs,
+        "identity": ingested(wildcards.center, "identity.tsv"),
+    }
 
 
 def get_stage_settings():
@@ -299,6 +362,7 @@ def get_final_outputs():
     for center in CENTERS:
         outputs += [
             ingested(center, "qc.tsv"),
+            ingested(center, "identity.tsv"),
             f"results/liver/{center}/qc.tsv",
             f"results/tumor/{center}/lesions.tsv",
         ]

@@ -11,6 +11,7 @@ rule tumor:
         ),
         roi=directory("results/tumor/{center}/roi"),
         rings=directory("results/tumor/{center}/rings"),
+        exclusions="results/tumor/{center}/exclusions.tsv",
     log:
         "results/logs/tumor/{center}.log",
     conda:

@@ -15,5 +15,7 @@ needs them (:func:`mtnet.features.extract_center`), and scored by the registry's
 - :mod:`mtnet.app.inputs`: factors, uploads and zips checked at the door;
 - :mod:`mtnet.app.pipeline`: the delivery, the stages, the result and its picture;
 - :mod:`mtnet.app.cli`: ``mtnet predict`` and ``mtnet serve``;
-- :mod:`mtnet.app.web`: the FastAPI application.
+- :mod:`mtnet.app.web`: the FastAPI application;
+- :mod:`mtnet.app.run`: ``mtnet run``, the workflow under a supervisor (the command of
+  ``make demo``).
 """

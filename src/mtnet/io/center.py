@@ -9,6 +9,7 @@ Outputs follow docs/data_contracts.md "ingest → everything after".
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,9 @@ import SimpleITK as sitk
 from mtnet import imaging
 from mtnet.config import ConfigError, center_validator, read_yaml, section
 from mtnet.errors import InputError
+from mtnet.factors import CANONICAL_COLUMNS
 from mtnet.io import clinical as clin
-from mtnet.io import dicom, nifti, qc, seg
+from mtnet.io import dicom, nifti, plausibility, qc, seg
 from mtnet.tables import read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,16 @@ def read_center_yaml(folder: Path, center: str) -> dict:
     return entry
 
 
+NO_MASKS_FIX = ("MTnet needs one tumor mask per patient: put <patient_id>.nii.gz files (or "
+                "DICOM-SEG <patient_id>.dcm with tumor_mask_format: dicom-seg) in a folder and "
+                "name it in the center's tumor_masks")
+
+
 def _check_entry(entry: dict, center: str, where) -> None:
     """Validate a delivery's entry against the schema (no role needed), filling its defaults."""
+    if isinstance(entry, dict) and entry.get("source", "files") == "files" and "tumor_masks" not in entry:
+        raise InputError("tumor masks are missing: the delivery names no tumor_masks folder",
+                         center=center, path=where, fix=NO_MASKS_FIX)
     errors = sorted(center_validator(role=False).iter_errors(entry),
                     key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
@@ -133,8 +143,23 @@ def read_overrides(path: str | None, center: str) -> dict[str, str]:
 
 def match_patients(table_ids: list[str], images: dict[str, Path], entry: dict, center: str,
                    policy: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """Patients with a table row, an image and a tumor mask; the others per ``policy``."""
+    """Patients with a table row, an image and a tumor mask; the others per ``policy``.
+
+    A delivery where no patient matches says why: no tumor mask at all (and how to supply
+    them), or table IDs that are not the images' names."""
     fmt = entry["tumor_mask_format"]
+    pattern = "<id>.dcm" if fmt == "dicom-seg" else "<id>.nii.gz"
+    with_row = [pid for pid in images if pid in table_ids]
+    no_mask = [pid for pid in with_row if mask_file(entry.get("tumor_masks"), pid, fmt) is None]
+    if with_row and len(no_mask) == len(with_row):
+        problem, fix = _no_masks(entry, with_row, pattern)
+        raise InputError(problem, center=center, path=entry.get("tumor_masks"), fix=fix)
+    if table_ids and images and not with_row:
+        raise InputError(
+            f"no image matches a row of the clinical table: the table's IDs look like "
+            f"{', '.join(map(repr, table_ids[:2]))}, the images' like "
+            f"{', '.join(map(repr, list(images)[:2]))}", center=center, path=entry["images"],
+            fix="name each image (folder or file) by the table's patient ID (the mapping's id_column)")
     reasons: list[tuple[str, str]] = []
     for pid in table_ids:
         if pid not in images:
@@ -142,8 +167,8 @@ def match_patients(table_ids: list[str], images: dict[str, Path], entry: dict, c
     for pid in images:
         if pid not in table_ids:
             reasons.append((pid, "image without a row in the clinical table"))
-        elif mask_file(entry.get("tumor_masks"), pid, fmt) is None:
-            reasons.append((pid, f"no tumor mask ({'<id>.dcm' if fmt == 'dicom-seg' else '<id>.nii.gz'})"))
+        elif pid in no_mask:
+            reasons.append((pid, f"no tumor mask ({pattern})"))
     if reasons and policy == "error":
         clin.raise_problems(
             [InputError(why, center=center, patient=pid,
@@ -156,6 +181,16 @@ def match_patients(table_ids: list[str], images: dict[str, Path], entry: dict, c
     return [pid for pid in table_ids if pid not in excluded], reasons
 
 
+def _no_masks(entry: dict, pids: list[str], pattern: str) -> tuple[str, str]:
+    folder = entry.get("tumor_masks")
+    files = sorted(p.name for p in Path(folder).iterdir() if not p.name.startswith(".")) if folder else []
+    held = (f"it holds {len(files)} file(s), e.g. {', '.join(map(repr, files[:2]))}" if files
+            else "it is empty")
+    problem = (f"tumor masks are missing: none of the {len(pids)} patient(s) has one in the "
+               f"tumor_masks folder (looked for {pattern.replace('<id>', pids[0])}; {held})")
+    return problem, NO_MASKS_FIX
+
+
 # ------------------------------------------------------------------ one patient
 
 
@@ -163,13 +198,35 @@ def match_patients(table_ids: list[str], images: dict[str, Path], entry: dict, c
 class PatientResult:
     qc_row: dict
     panel: dict
+    image_sha256: str
 
 
-def _load_image(pid: str, path: Path, entry: dict, ingest: dict, override: str | None, center: str):
-    """(image float32 HU on its own grid, series uid or None, qc fields, warnings)."""
+def _judge(finding, action: str, warnings: list, warned: list, where: dict) -> bool:
+    """An error raises (the patient is bad); a warning is kept for qc.tsv. True when found."""
+    if finding is None:
+        return False
+    if action == "error":
+        raise InputError(finding.problem, fix=finding.fix, **where)
+    warnings.append(f"{finding.check}: {finding.problem}")
+    warned.append(finding.check)
+    return True
+
+
+def _load_image(pid: str, path: Path, entry: dict, ingest: dict, override: str | None, center: str,
+                warned: list):
+    """(image float32 HU on its own grid, series uid or None, qc fields, warnings, resampled)."""
+    checks = ingest["checks"]
     if entry["image_format"] == "nifti":
-        image, padded = nifti.read_image(path, center=center, patient=pid)
-        warnings = [f"{padded} voxels below -1024 HU set to -1024"] if padded else []
+        warnings: list[str] = []
+        where = dict(center=center, patient=pid, path=path)
+        finding, bad = plausibility.nifti_scan(path)
+        _judge(finding, checks["truncated"], warnings, warned, where)
+        if bad is not None and _judge(plausibility.nonfinite(bad), checks["nonfinite"], warnings,
+                                      warned, where):
+            warnings[-1] += "; read as air (-1024 HU)"
+        image, padded = nifti.read_image(path, air=bad, center=center, patient=pid)
+        if padded:
+            warnings.append(f"{padded} voxels below -1024 HU set to -1024")
         fields = {"source": "nifti", "series_number": None, "series_description": None,
                   "pick_reason": "NIfTI file", "slices": image.GetSize()[2], "dropped_slices": "",
                   "kvp": None, "kernel": None}
@@ -178,6 +235,12 @@ def _load_image(pid: str, path: Path, entry: dict, ingest: dict, override: str |
     for note in scan.skipped:
         log.info("center %s, patient %s: skipped %s", center, pid, note)
     where = dict(center=center, patient=pid, path=path)
+    warnings = []
+    if scan.damaged:
+        _judge(plausibility.Finding(
+            "truncated", f"{len(scan.damaged)} damaged DICOM file(s): {'; '.join(scan.damaged[:3])}",
+            "deliver the complete files again (or set ingest.checks.truncated: warn to leave them out)"),
+            checks["truncated"], warnings, warned, where)
     series, reason = dicom.pick_series(scan, entry.get("phase"), override, **where)
     log.info("center %s, patient %s: picked %s: %s", center, pid, series.label, reason)
     loaded = dicom.load_series(series, ingest["nonuniform_spacing"], **where)
@@ -185,56 +248,101 @@ def _load_image(pid: str, path: Path, entry: dict, ingest: dict, override: str |
               "series_description": series.description, "pick_reason": reason,
               "slices": loaded.slices, "dropped_slices": ";".join(loaded.dropped),
               "kvp": loaded.acquisition["kvp"], "kernel": loaded.acquisition["kernel"]}
-    return loaded.image, series.uid, fields, list(loaded.warnings), loaded.resampled_slices
+    return loaded.image, series.uid, fields, warnings + list(loaded.warnings), loaded.resampled_slices
 
 
 def _source_mask(kind: str, path: Path, image: sitk.Image, entry: dict, series_uid, resampled,
-                 pid: str, center: str) -> sitk.Image:
-    """A tumor or liver mask on the image's own grid, its geometry checked."""
+                 pid: str, center: str) -> tuple[sitk.Image, str, str | None]:
+    """A tumor or liver mask on the image's own grid, its geometry checked; with the labels
+    found in the delivered file (for qc.tsv) and a warning about them (or None)."""
     if path.suffix == ".dcm":
-        return seg.read_seg_mask(path, image, int(entry["tumor_segment"]), series_uid,
+        mask = seg.read_seg_mask(path, image, int(entry["tumor_segment"]), series_uid,
                                  slice_tolerance=0.5 if resampled else 0.05,
                                  center=center, patient=pid)
-    label = int(entry["tumor_segment"]) if kind == "tumor" else None
-    mask = nifti.read_mask(path, label, center=center, patient=pid)
+        if not sitk.GetArrayViewFromImage(mask).any():
+            raise InputError(f"tumor mask is empty (segment {entry['tumor_segment']} has no voxel)",
+                             center=center, patient=pid, path=path,
+                             fix="supply the tumor segmentation, or remove the patient from the delivery")
+        return mask, f"segment {entry['tumor_segment']}", None
+    mask, labels, note = nifti.read_mask(path, entry.get(f"{kind}_label"), kind=kind,
+                                         center=center, patient=pid)
+    note = note and f"{path.name}: {note}"
+    found = ",".join(map(str, [0, *labels]))
     differs = imaging.grid_difference(mask, image)
     if not differs:
-        return mask
+        return mask, found, note
     if imaging.same_voxel_centres(image, mask):  # same grid, other axis order / flips
-        return imaging.resample_mask(mask, image)
+        return imaging.resample_mask(mask, image), found, note
     raise InputError(f"{kind} mask is not on the image grid ({differs})", center=center,
                      patient=pid, path=path, fix="supply the mask made on this image")
 
 
 def ingest_patient(pid: str, path: Path, entry: dict, ingest: dict, override: str | None,
                    center: str, outputs: dict) -> PatientResult:
-    image, series_uid, fields, warnings, resampled = _load_image(pid, path, entry, ingest, override, center)
-    grid = imaging.covering_grid(image, ingest["spacing_mm"])
-    out_image = imaging.resample_hu(image, grid)
+    """One patient checked and ingested; an InputError naming the delivered file when it is
+    bad (nothing is written then)."""
+    checks = ingest["checks"]
+    warned: list[str] = []
+    image, series_uid, fields, warnings, resampled = _load_image(pid, path, entry, ingest, override,
+                                                                 center, warned)
+    where = dict(center=center, patient=pid, path=path)
+    orient = checks["orientation"]
+    small, voxel_mm = plausibility.coarse(image, orient["work_spacing_mm"])
+    measures, finding = plausibility.hu_findings(small, checks["hu"])
+    if _judge(finding, checks["hu"]["action"], warnings, warned, where):
+        orientation = "not assessable: HU implausible"
+    else:
+        _judge(plausibility.geometry_finding(small, voxel_mm, image.GetSize(), checks["geometry"],
+                                             orient["body_hu"]),
+               checks["geometry"]["action"], warnings, warned, where)
+        orientation, finding = plausibility.orientation_findings(small, voxel_mm, orient)
+        _judge(finding, orient["action"], warnings, warned, where)
 
     tumor_path = mask_file(entry.get("tumor_masks"), pid, entry["tumor_mask_format"])
-    tumor = _source_mask("tumor", tumor_path, image, entry, series_uid, resampled, pid, center)
-    out_tumor = imaging.resample_mask(tumor, grid)
+    tumor, tumor_labels, note = _source_mask("tumor", tumor_path, image, entry, series_uid,
+                                             resampled, pid, center)
+    if note:
+        warnings.append(note)
+    in_air = plausibility.mask_in_air(sitk.GetArrayViewFromImage(tumor),
+                                      sitk.GetArrayViewFromImage(image), orient["body_hu"])
+    limit = checks["mask_in_body"]["max_air_fraction"]
+    if in_air > limit:
+        _judge(plausibility.Finding(
+            "mask_in_body", f"{in_air:.0%} of the tumor mask lies in air (the image below "
+                            f"{orient['body_hu']:g} HU there): the mask of another image, or "
+                            f"flipped axes?",
+            "supply the mask made on this image"), checks["mask_in_body"]["action"], warnings,
+            warned, dict(where, path=tumor_path))
     liver_path = mask_file(entry.get("liver_masks"), pid)
-    out_liver = None
+    liver, liver_labels = None, ""
     if liver_path is not None:
-        liver = _source_mask("liver", liver_path, image, entry, series_uid, resampled, pid, center)
-        out_liver = imaging.resample_mask(liver, grid)
+        liver, liver_labels, note = _source_mask("liver", liver_path, image, entry, series_uid,
+                                                 resampled, pid, center)
+        if note:
+            warnings.append(note)
     elif entry.get("liver_masks"):
         warnings.append("no liver mask in the center's liver_masks folder")
 
+    grid = imaging.covering_grid(image, ingest["spacing_mm"])
+    out_image = imaging.resample_hu(image, grid)
+    out_tumor = imaging.resample_mask(tumor, grid)
+    out_liver = None if liver is None else imaging.resample_mask(liver, grid)
     for other in (out_tumor, out_liver):
         if other is not None and imaging.grid_difference(out_image, other):
             raise AssertionError("mask and image grids differ after resampling")
+    tumor_arr = sitk.GetArrayFromImage(out_tumor)
+    if not tumor_arr.any():
+        raise InputError(
+            f"the tumor mask ({int(sitk.GetArrayViewFromImage(tumor).sum())} voxel(s) in the file) "
+            f"has no voxel left on the ingest grid ({', '.join(f'{s:g}' for s in ingest['spacing_mm'])} "
+            f"mm)", center=center, patient=pid, path=tumor_path,
+            fix="check the mask, or set a finer ingest.spacing_mm")
     for out, key in ((out_image, "images"), (out_tumor, "tumor"), (out_liver, "liver")):
         if out is not None:
             sitk.WriteImage(out, str(Path(outputs[key]) / f"{pid}.nii.gz"), True)
 
     arr = sitk.GetArrayFromImage(out_image)
-    tumor_arr = sitk.GetArrayFromImage(out_tumor)
     liver_arr = None if out_liver is None else sitk.GetArrayFromImage(out_liver)
-    if not tumor_arr.any():
-        warnings.append("tumor mask is empty after resampling")
     p1, p50, p99 = qc.hu_percentiles(arr)
     row = {
         "patient_id": pid, **fields,
@@ -246,10 +354,30 @@ def ingest_patient(pid: str, path: Path, entry: dict, ingest: dict, override: st
         "tumor_voxels": int(tumor_arr.sum()),
         "liver_mask": liver_arr is not None,
         "warnings": " | ".join(warnings),
+        **measures,
+        "orientation": orientation,
+        "checks": ", ".join(dict.fromkeys(warned)) or "ok",
+        "tumor_labels": tumor_labels,
+        "liver_labels": liver_labels,
     }
     for w in warnings:
         log.warning("center %s, patient %s: %s", center, pid, w)
-    return PatientResult(row, qc.panel(pid, arr, tumor_arr, liver_arr, out_image.GetSpacing()[::-1]))
+    return PatientResult(row, qc.panel(pid, arr, tumor_arr, liver_arr, out_image.GetSpacing()[::-1]),
+                         image_fingerprint(out_image))
+
+
+def image_fingerprint(image: sitk.Image) -> str:
+    """SHA-256 of an ingested image's voxels and spacing (not its origin, a header detail)."""
+    h = hashlib.sha256()
+    h.update(repr((image.GetSize(), tuple(round(s, 4) for s in image.GetSpacing()))).encode())
+    h.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).tobytes())
+    return h.hexdigest()
+
+
+def _reason(err: InputError) -> str:
+    """An exclusion's reason: the one-line problem with its file and fix, without the center
+    and patient (the row names them)."""
+    return str(InputError(err.problem, path=err.path, column=err.column, fix=err.fix))
 
 
 # ------------------------------------------------------------------ the center
@@ -257,17 +385,25 @@ def ingest_patient(pid: str, path: Path, entry: dict, ingest: dict, override: st
 
 def ingest_center(center: str, inputs: dict, outputs: dict, settings: dict, threads: int = 1) -> None:
     """Ingest one center into ``outputs`` (keys of rule ``ingest``: images, tumor, liver,
-    clinical, qc, montage; optional missing, exclusions — default beside clinical.tsv)."""
+    clinical, qc, montage; optional missing, exclusions, fingerprints — default beside
+    clinical.tsv). A bad patient is excluded with its reason, or fails the center
+    (``ingest.on_bad_patient``)."""
     ingest = section("ingest", settings.get("ingest"))
     entry = center_entry(center, inputs, settings)
     table_dir = Path(outputs["clinical"]).parent
     missing_path = Path(outputs.get("missing", table_dir / "missing_columns.tsv"))
     exclusions_path = Path(outputs.get("exclusions", table_dir / "exclusions.tsv"))
+    fingerprints_path = Path(outputs.get("fingerprints", table_dir / "fingerprints.tsv"))
 
     # the table first: cheap, and its problems are the commonest
     table = clin.load_clinical(entry["clinical"], center, entry.get("clinical_mapping"),
                                entry.get("clinical_sheet"))
     images = image_patients(entry)
+    if not images:
+        raise InputError(f"no patient images in the images folder (expected "
+                         f"{'one DICOM folder' if entry['image_format'] == 'dicom' else 'one <id>.nii.gz'}"
+                         f" per patient)", center=center, path=entry["images"],
+                         fix="check the folder and image_format")
     table_ids = list(table.table["patient_id"])
     patients, excluded = match_patients(table_ids, images, entry, center, ingest["unmatched"])
     if not patients:
@@ -280,22 +416,57 @@ def ingest_center(center: str, inputs: dict, outputs: dict, settings: dict, thre
     for key in ("clinical", "qc", "montage"):
         Path(outputs[key]).parent.mkdir(parents=True, exist_ok=True)
 
-    def one(pid: str) -> PatientResult:
-        return ingest_patient(pid, images[pid], entry, ingest, overrides.get(pid), center, outputs)
+    def one(pid: str) -> PatientResult | InputError:
+        try:
+            return ingest_patient(pid, images[pid], entry, ingest, overrides.get(pid), center, outputs)
+        except InputError as err:
+            if ingest["on_bad_patient"] == "error":
+                raise
+            return err
 
     # the threads run patients side by side, each filter on one; DICOM on forked processes:
     # reading a series is mostly pydicom and highdicom, Python that holds the GIL
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     results = imaging.map_patients(one, patients, threads, center=center,
                                    processes=entry["image_format"] == "dicom")
+    for pid, result in zip(patients, results):
+        if isinstance(result, InputError):
+            log.warning("center %s, patient %s: excluded: %s", center, pid, _reason(result))
+            excluded.append((pid, _reason(result)))
+    kept = {pid: r for pid, r in zip(patients, results) if not isinstance(r, InputError)}
+    if not kept:
+        first = next(r for r in results if isinstance(r, InputError))
+        raise InputError(f"{first.problem}; no patient left ({len(results)} of {len(results)} "
+                         f"excluded, each with its reason in the log)", center=center,
+                         patient=first.patient, path=first.path, fix=first.fix)
+    patients = sorted(kept)
 
     keep = table.table[table.table["patient_id"].isin(patients)].sort_values("patient_id")
     write_tsv(keep, outputs["clinical"])
     write_tsv(table.missing, missing_path)
     write_tsv(pd.DataFrame(excluded, columns=["patient_id", "reason"]), exclusions_path)
-    order = np.argsort(patients)
-    rows = [results[i].qc_row for i in order]
+    write_tsv(fingerprints(keep, {pid: kept[pid].image_sha256 for pid in patients}),
+              fingerprints_path)
+    rows = [kept[pid].qc_row for pid in patients]
     write_tsv(qc.qc_table(rows), outputs["qc"])
-    qc.montage([results[i].panel for i in order], outputs["montage"],
+    qc.montage([kept[pid].panel for pid in patients], outputs["montage"],
                f"center {center}: {len(patients)} patients, spacing {ingest['spacing_mm']} mm")
     log.info("center %s: ingested %d patient(s), excluded %d", center, len(patients), len(excluded))
+
+
+FINGERPRINT_COLUMNS = ["patient_id", "image_sha256", "clinical_sha256", "clinical_fields"]
+
+
+def fingerprints(table: pd.DataFrame, image_sha: dict[str, str]) -> pd.DataFrame:
+    """Per patient: the ingested image's SHA-256 and the SHA-256 of the canonical clinical row
+    (every canonical column but patient_id, as written to clinical.tsv), with the number of
+    its non-missing fields."""
+    columns = CANONICAL_COLUMNS[1:]
+    rows = []
+    for record in table[["patient_id", *columns]].astype(object).to_dict("records"):
+        values = ["NA" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+                  for v in (record[c] for c in columns)]
+        rows.append({"patient_id": record["patient_id"], "image_sha256": image_sha[record["patient_id"]],
+                     "clinical_sha256": hashlib.sha256("\t".join(values).encode()).hexdigest(),
+                     "clinical_fields": sum(v != "NA" for v in values)})
+    return pd.DataFrame(rows, columns=FINGERPRINT_COLUMNS)

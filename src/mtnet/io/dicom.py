@@ -66,6 +66,16 @@ class Series:
 class FolderScan:
     series: dict[str, Series]
     skipped: list[str]  # "file: why" for every file that is not part of an image series
+    damaged: list[str] = field(default_factory=list)  # "file: why": a CT file that cannot be read
+
+
+IMAGE_STORAGE_PREFIX = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage and Enhanced CT
+
+
+def _has_preamble(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(128)
+        return fh.read(4) == b"DICM"
 
 
 @dataclass
@@ -103,13 +113,21 @@ def scan_folder(folder: Path) -> FolderScan:
     """Group every image file under ``folder`` (recursively, any order) by series."""
     series: dict[str, Series] = {}
     skipped: list[str] = []
+    damaged: list[str] = []
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, ValueError, TypeError):
-            skipped.append(f"{path.name}: not DICOM")
+        except (InvalidDicomError, OSError, ValueError, TypeError, EOFError) as err:
+            if _has_preamble(path):  # a DICOM file, cut short or corrupt
+                damaged.append(f"{path.name}: unreadable ({' '.join(str(err).split())[:80]})")
+            else:
+                skipped.append(f"{path.name}: not DICOM")
             continue
         why = _is_image(ds)
+        sop = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta"), "MediaStorageSOPClassUID", ""))
+        if why and why.startswith("no ") and sop.startswith(IMAGE_STORAGE_PREFIX):
+            damaged.append(f"{path.name}: a CT image without {why[3:]} (cut short?)")
+            continue
         if why:
             skipped.append(f"{path.name}: {why}")
             continue
@@ -121,7 +139,7 @@ def scan_folder(folder: Path) -> FolderScan:
         )
         s.files.append(path)
         s.headers.append(ds)
-    return FolderScan(series, skipped)
+    return FolderScan(series, skipped, damaged)
 
 
 # ------------------------------------------------------------------ phase pick

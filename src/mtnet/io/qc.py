@@ -12,6 +12,9 @@ QC_COLUMNS = [
     "patient_id", "source", "series_number", "series_description", "pick_reason",
     "shape_before", "spacing_before_mm", "shape", "spacing_mm", "hu_p1", "hu_p50", "hu_p99",
     "slices", "dropped_slices", "tumor_voxels", "liver_mask", "kvp", "kernel", "warnings",
+    # plausibility (src/mtnet/io/plausibility.py): measures, the orientation's verdict, the
+    # checks that warned ("ok": none), the label values found in the delivered masks
+    "air_fraction", "soft_tissue_hu", "orientation", "checks", "tumor_labels", "liver_labels",
 ]
 
 

@@ -52,7 +52,8 @@ def read_seg_mask(
     try:
         seg = hd.seg.segread(str(path))
     except Exception as err:
-        raise InputError(f"not a readable DICOM-SEG: {' '.join(str(err).split())[:200]}", **where) from None
+        raise InputError(f"not a readable DICOM-SEG: {' '.join(str(err).split())[:200]}", **where,
+                         fix="deliver the complete DICOM-SEG made on this series") from None
     numbers = [int(s.SegmentNumber) for s in seg.SegmentSequence]
     if segment not in numbers:
         labels = ", ".join(f"{int(s.SegmentNumber)} '{s.SegmentLabel}'" for s in seg.SegmentSequence)

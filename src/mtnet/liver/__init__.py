@@ -146,10 +146,13 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
                              patient=pid, path=images_dir / f"{pid}{NIFTI}",
                              fix="check the image, or give this center liver masks") from None
         arr = sitk.GetArrayFromImage(mask).astype(bool)
+        own, tumor_arr, added = arr, None, 0.0  # the backend's own mask, before the join
         tumor_path = Path(inputs["tumor"]) / f"{pid}{NIFTI}" if inputs.get("tumor") else None
-        if backend != "provided" and tumor_path is not None and tumor_path.exists():
-            tumor = read_mask(tumor_path, image, what="tumor", center=center, patient=pid)
-            arr, added = join_tumor(arr, sitk.GetArrayViewFromImage(tumor))
+        if tumor_path is not None and tumor_path.exists():
+            tumor_arr = sitk.GetArrayFromImage(
+                read_mask(tumor_path, image, what="tumor", center=center, patient=pid)).astype(bool)
+        if backend != "provided" and tumor_arr is not None:
+            arr, added = join_tumor(arr, tumor_arr)
             if added > 0:
                 log.info("%s %s: %.0f%% of the tumor joined to the liver mask", center, pid,
                          100 * added)
@@ -164,7 +167,12 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
         ref = None
         row = {"patient_id": pid, "backend": backend, "volume_ml": round(volume, 1),
                "volume_outlier": int(qc.volume_outlier(volume, volume_range)),
-               "dice": np.nan, "asd_mm": np.nan, "reference": ref_kind}
+               "dice": np.nan, "asd_mm": np.nan, "reference": ref_kind, "dice_backend": np.nan,
+               "tumor_outside_backend": np.nan, "tumor_outside": np.nan,
+               "tumor_joined": round(added, 4)}
+        if tumor_arr is not None:
+            row["tumor_outside_backend"] = round(qc.outside_fraction(tumor_arr, own), 4)
+            row["tumor_outside"] = round(qc.outside_fraction(tumor_arr, arr), 4)
         if ref_path is not None:
             ref = sitk.GetArrayFromImage(
                 read_mask(ref_path, image, what=f"{ref_kind} reference liver", center=center,
@@ -172,7 +180,9 @@ def segment_center(center: str, backend: str, inputs: dict, outputs: dict, setti
             ).astype(bool)
             row["dice"] = round(qc.dice(arr, ref), 4)
             row["asd_mm"] = round(qc.average_surface_distance(arr, ref, spacing), 3)
-        log.info("%s %s: %.0f mL, dice %s", center, pid, volume, row["dice"])
+            row["dice_backend"] = row["dice"] if own is arr else round(qc.dice(own, ref), 4)
+        log.info("%s %s: %.0f mL, dice %s (backend's own mask %s, %s of the tumor outside it)",
+                 center, pid, volume, row["dice"], row["dice_backend"], row["tumor_outside_backend"])
         panel = None
         if pid in montage_pids:
             label = f"{pid} {volume:.0f} mL" + (

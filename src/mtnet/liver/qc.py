@@ -9,7 +9,9 @@ from scipy import ndimage as ndi
 
 from mtnet import imaging
 
-QC_COLUMNS = ["patient_id", "backend", "volume_ml", "volume_outlier", "dice", "asd_mm", "reference"]
+QC_COLUMNS = ["patient_id", "backend", "volume_ml", "volume_outlier", "dice", "asd_mm", "reference",
+              # the backend's own mask, before the tumor join, and the tumor it leaves out
+              "dice_backend", "tumor_outside_backend", "tumor_outside", "tumor_joined"]
 
 
 def volume_ml(mask: np.ndarray, spacing_zyx) -> float:
@@ -52,6 +54,13 @@ def average_surface_distance(a: np.ndarray, b: np.ndarray, spacing_zyx) -> float
     to_b = cKDTree(pb).query(pa, k=1)[0]
     to_a = cKDTree(pa).query(pb, k=1)[0]
     return float(np.concatenate([to_b, to_a]).mean())
+
+
+def outside_fraction(tumor: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the tumor's voxels outside ``mask`` (NaN without a tumor)."""
+    tumor = np.asarray(tumor, bool)
+    total = int(tumor.sum())
+    return float("nan") if total == 0 else float((tumor & ~np.asarray(mask, bool)).sum()) / total
 
 
 def volume_outlier(volume: float, volume_range) -> bool:

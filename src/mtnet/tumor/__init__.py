@@ -2,7 +2,9 @@
 
 :func:`process_center` is what the workflow's ``tumor`` rule calls; it writes
 ``lesions.tsv``, ``rings/{pid}.nii.gz`` and ``roi/{pid}.npz`` + ``roi/index.tsv``
-(docs/data_contracts.md). ``settings`` is the config's ``tumor`` section.
+(docs/data_contracts.md). ``settings`` is the config's ``tumor`` section. A patient whose masks
+fail (empty, wholly or too much outside the liver) is excluded with its reason in
+``exclusions.tsv`` beside lesions.tsv, or fails the center (``tumor.on_bad_patient``).
 """
 
 from __future__ import annotations
@@ -111,11 +113,19 @@ def process_center(center: str, inputs: dict, outputs: dict, settings: dict,
     if threads > 1:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 
-    def one(pid: str) -> tuple[dict, dict]:
+    def one(pid: str) -> tuple[dict | None, dict | str]:
+        """(lesion row, roi index row), or (None, the reason) for an excluded patient."""
         image = sitk.ReadImage(str(images_dir / f"{pid}{NIFTI}"))
-        row, ring, roi = process_patient(
-            center, pid, image, tumor_dir / f"{pid}{NIFTI}", liver_dir / f"{pid}{NIFTI}",
-            float(diameters[pid]), settings)
+        try:
+            row, ring, roi = process_patient(
+                center, pid, image, tumor_dir / f"{pid}{NIFTI}", liver_dir / f"{pid}{NIFTI}",
+                float(diameters[pid]), settings)
+        except InputError as err:  # one bad patient is excluded, never the whole center
+            if settings["on_bad_patient"] == "error":
+                raise
+            reason = str(InputError(err.problem, path=err.path, fix=err.fix))
+            log.warning("center %s, patient %s: excluded: %s", center, pid, reason)
+            return None, reason
         sitk.WriteImage(array_image(ring, image), str(rings_dir / f"{pid}{NIFTI}"),
                         useCompression=True)
         save_roi(roi, roi_dir / f"{pid}.npz")
@@ -131,8 +141,16 @@ def process_center(center: str, inputs: dict, outputs: dict, settings: dict,
         return row, index
 
     results = map_patients(one, pids, threads, center=center)
-    table = pd.DataFrame([row for row, _ in results], columns=LESION_COLUMNS)
+    excluded = [(pid, reason) for pid, (row, reason) in zip(pids, results) if row is None]
+    kept = [(row, index) for row, index in results if row is not None]
+    if not kept:
+        pid, reason = excluded[0]
+        raise InputError(f"no patient left ({len(excluded)} excluded), the first: {reason}",
+                         center=center, patient=pid, fix="see the center's exclusions in the log")
+    table = pd.DataFrame([row for row, _ in kept], columns=LESION_COLUMNS)
     write_tsv(table, outputs["lesions"])
-    write_tsv(pd.DataFrame([index for _, index in results], columns=INDEX_COLUMNS),
+    write_tsv(pd.DataFrame(excluded, columns=["patient_id", "reason"]),
+              outputs.get("exclusions", Path(outputs["lesions"]).with_name("exclusions.tsv")))
+    write_tsv(pd.DataFrame([index for _, index in kept], columns=INDEX_COLUMNS),
               roi_dir / "index.tsv")
     return table
