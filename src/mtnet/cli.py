@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "mtnet.cli:register_config",
     "mtnet.synth.cli:register",
     "mtnet.io.cli:register",
+    "mtnet.report.audit:register",
 ]
 
 
