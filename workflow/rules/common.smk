@@ -339,9 +339,8 @@ def get_ceilings_input(wildcards):
     center = wildcards.center
     return {
         "discrimination": f"results/stats/{center}/discrimination.tsv",
-        "ceilings": [
-            f"results/synth/{c}/truth/ceilings.json" for c in pooled_members(center)
-        ],
+        # the generator's truth folders (a directory output: ceilings.json is read in it)
+        "truth": [f"results/synth/{c}/truth" for c in pooled_members(center)],
     }
 
 

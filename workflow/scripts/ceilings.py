@@ -1,5 +1,7 @@
 """Adapter: rule ceilings -> mtnet.report.render.ceilings_page."""
 
+from pathlib import Path
+
 from mtnet.report.render import ceilings_page
 from mtnet.runlog import script_logging
 
@@ -8,7 +10,7 @@ with script_logging(smk):
     ceilings_page(
         smk.wildcards.center,
         discrimination=smk.input.discrimination,
-        ceilings=list(smk.input.ceilings),
+        ceilings=[Path(t) / "ceilings.json" for t in smk.input.truth],
         output=smk.output[0],
         split=smk.params.split,
     )

@@ -832,7 +832,7 @@ ITEMS: list[tuple[str, str, str, str, Callable[[Run], str] | None, tuple]] = [
         "Results",
         "Model updating",
         "Results of any model updating.",
-        lambda r: "No model updating",
+        lambda r: "No model updating: every model is reported as fitted on the training centers, without recalibration",
         (),
     ),
     ("25", "Discussion", "Interpretation", "Overall interpretation, including fairness.", None, ()),

@@ -295,9 +295,8 @@ def center_tables(
     for name in CENTER_TABLES:
         if name in outputs:
             title = f"{captions.CAPTIONS[name].title} — {label}"
-            done[name] = write_page(
-                outputs[name], title, bodies[name](), note=note, synthetic=synthetic
-            )
+            # the table's own first row is the banner
+            done[name] = write_page(outputs[name], title, bodies[name](), note=note)
     return done
 
 
@@ -307,7 +306,6 @@ def table1_page(path, output, *, synthetic: bool, note: str = "") -> Path:
         captions.CAPTIONS["table1"].title,
         tables.table1_html(path, synthetic=synthetic),
         note=note,
-        synthetic=synthetic,
     )
 
 
