@@ -413,11 +413,10 @@ def get_table1_note(wildcards):
 
 def get_config_files():
     """The config files of this run, as given to snakemake."""
-    return [
-        str(p)
-        for p in list(workflow.configfiles)
-        + list(getattr(workflow, "overwrite_configfiles", None) or [])
-    ]
+    files = list(workflow.configfiles) + list(
+        getattr(workflow, "overwrite_configfiles", None) or []
+    )
+    return list(dict.fromkeys(str(p) for p in files))
 
 
 def get_run_inputs():

@@ -1,6 +1,9 @@
 # The report's figures, tables, checklist and provenance: drawn from the TSVs of the stats
 # rules (plotting apart from computing), each wrapped in report(...) with its caption
 # (src/mtnet/report/captions/*.rst: the method inline, then the center's note).
+# Labels: "result" orders and names the items; a second label ("shown as") only where its
+# values are not two, half and half: Snakemake turns such a label into a toggle, and a
+# two-item group with one shows nothing (a JavaScript error).
 
 
 rule figures:
@@ -186,7 +189,7 @@ rule table1_html:
             caption="../../src/mtnet/report/captions/table1.rst",
             category="5. Statistics",
             subcategory="Table 1",
-            labels={"result": "Table 1 (table)", "shown as": "table"},
+            labels={"result": "Table 1 (table)"},
         ),
     log:
         "results/logs/table1_html/all.log",
@@ -266,11 +269,13 @@ rule checklist:
             "results/checklist/tripod_ai.tsv",
             caption="../report/checklist_tsv.rst",
             category="6. Reporting checklist",
+            labels={"result": "TRIPOD+AI checklist (raw TSV, download)"},
         ),
         html=report(
             "results/checklist/tripod_ai.html",
             caption="../report/checklist.rst",
             category="6. Reporting checklist",
+            labels={"result": "TRIPOD+AI checklist (table)"},
         ),
     log:
         "results/logs/checklist/all.log",
@@ -299,11 +304,13 @@ rule manifest:
             "results/provenance/manifest.json",
             caption="../report/manifest.rst",
             category="7. Provenance",
+            labels={"result": "Manifest (JSON, download)"},
         ),
         summary=report(
             "results/provenance/summary.html",
             caption="../report/manifest_summary.rst",
             category="7. Provenance",
+            labels={"result": "Provenance summary (page)"},
         ),
     log:
         "results/logs/manifest/all.log",

@@ -123,7 +123,7 @@ rule table1:
             caption="../report/table1.rst",
             category="5. Statistics",
             subcategory="Table 1",
-            labels={"result": "Table 1 (raw TSV)", "shown as": "TSV (download)"},
+            labels={"result": "Table 1 (raw TSV, download)"},
         ),
     log:
         "results/logs/table1/all.log",

@@ -134,11 +134,30 @@ def rerun_config(record: dict, root: Path) -> dict:
     return config
 
 
+def rerun_config_files(record: dict, root: Path) -> list[Path] | None:
+    """The run's own config files (absolute), when they are all unchanged (their sha256 as
+    recorded) and name no relative hospital path: then the rerun's manifest compares with
+    the run's field by field. None otherwise (the recorded config is written instead)."""
+    from mtnet.report import manifest as mf
+
+    if rerun_config(record, root) != record["config"]:
+        return None
+    paths = []
+    for given in record["configfiles"]:
+        path = Path(given) if Path(given).is_absolute() else root / given
+        rec = record["inputs"].get(given, {})
+        if not path.is_file() or rec.get("sha256") != mf.sha256_file(path):
+            return None
+        paths.append(path.resolve())
+    return paths or None
+
+
 def rerun(
     record: dict, root: Path, scratch: Path, *, cores: int = 2, log=print
 ) -> list[Difference]:
-    """Run the workflow from the manifest's config into ``scratch`` and compare every
-    metric table (results/stats/) byte for byte with the manifest."""
+    """Run the workflow from the manifest's config into ``scratch`` (the run's config files
+    when they are unchanged, else the recorded config written out) and compare every metric
+    table (results/stats/) byte for byte with the manifest."""
     import os
     import subprocess
 
@@ -149,8 +168,10 @@ def rerun(
 
     scratch = Path(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
-    config_file = scratch / "audit_config.yaml"
-    config_file.write_text(yaml.safe_dump(rerun_config(record, root), sort_keys=False))
+    config_files = rerun_config_files(record, root)
+    if config_files is None:
+        config_files = [scratch / "audit_config.yaml"]
+        config_files[0].write_text(yaml.safe_dump(rerun_config(record, root), sort_keys=False))
     snakefile = checkout_snakefile()
     code = provenance.git_state(snakefile.parent)
     if code.get("commit") != record["code"].get("commit") or code.get("dirty"):
@@ -172,7 +193,7 @@ def rerun(
         "-d",
         str(scratch),
         "--configfile",
-        str(config_file),
+        *map(str, config_files),
         "--replace-workflow-config",
         "--cores",
         str(cores),
@@ -192,6 +213,9 @@ def rerun(
             )
         ]
     diffs = []
+    again = scratch / mf.MANIFEST
+    if again.exists() and mf.read_manifest(again)["config_sha256"] != record["config_sha256"]:
+        diffs.append(Difference("rerun", mf.MANIFEST, "the rerun's config differs from the run's"))
     metrics = {p: r for p, r in record["outputs"].items() if p.startswith(METRIC_TABLES)}
     for path, rec in sorted(metrics.items()):
         again = scratch / path

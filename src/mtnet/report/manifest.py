@@ -208,8 +208,48 @@ def hardware() -> dict:
 
 
 def rule_times(root) -> dict[str, dict]:
-    """Each log under results/logs -> its rule (the first folder), first and last logged
-    time and the seconds between them (logs without timestamps are left out)."""
+    """Each finished job of the run -> its rule, start, end and wall seconds, from
+    Snakemake's job records (``.snakemake/metadata``: start and end time of every output),
+    keyed by the job's log (else its first output); without those records, from the first
+    and last timestamp of each log under results/logs."""
+    jobs = _metadata_times(Path(root) / ".snakemake" / "metadata")
+    return jobs if jobs else _log_times(root)
+
+
+def _metadata_times(folder: Path) -> dict[str, dict]:
+    import base64
+
+    jobs: dict[str, dict] = {}
+    if not folder.is_dir():
+        return jobs
+    for entry in sorted(folder.iterdir()):
+        try:
+            output = base64.urlsafe_b64decode(entry.name).decode()
+            meta = json.loads(entry.read_text())
+        except (ValueError, OSError):
+            continue
+        start, end = meta.get("starttime"), meta.get("endtime")
+        if not output.startswith(RESULTS + "/") or start is None or end is None:
+            continue
+        key = (meta.get("log") or [output])[0]
+        job = jobs.setdefault(key, {"rule": meta.get("rule"), "start": start, "end": end})
+        job["start"], job["end"] = min(job["start"], start), max(job["end"], end)
+    out = {}
+    for key, job in sorted(jobs.items()):
+        out[key] = {
+            "rule": job["rule"],
+            "start": datetime.fromtimestamp(job["start"], timezone.utc).isoformat(
+                timespec="milliseconds"
+            ),
+            "end": datetime.fromtimestamp(job["end"], timezone.utc).isoformat(
+                timespec="milliseconds"
+            ),
+            "seconds": round(job["end"] - job["start"], 3),
+        }
+    return out
+
+
+def _log_times(root) -> dict[str, dict]:
     root = Path(root)
     logs = root / RESULTS / "logs"
     out = {}
@@ -223,9 +263,9 @@ def rule_times(root) -> dict[str, dict]:
         if not stamps:
             continue
         t0, t1 = (datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f") for s in (stamps[0], stamps[-1]))
-        rel = path.relative_to(logs).as_posix()
+        rel = path.relative_to(root).as_posix()
         out[rel] = {
-            "rule": rel.split("/", 1)[0],
+            "rule": path.relative_to(logs).parts[0],
             "start": stamps[0],
             "end": stamps[-1],
             "seconds": round((t1 - t0).total_seconds(), 3),
