@@ -220,3 +220,18 @@ def test_fit_path_figure_of_both_penalised_families(tmp_path):
     out = render.training_figure(log, model="Model-Clinical-LR", model_folder=folder,
                                  output=tmp_path / "t.svg", synthetic=True)
     assert b'id="chosen"' in out.read_bytes()
+
+
+def test_a_network_log_with_fewer_columns_and_an_unknown_log(tmp_path):
+    log = tmp_path / "epochs.tsv"
+    pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.9, 0.7, 0.6]}).to_csv(
+        log, sep="\t", index=False
+    )
+    svg = render.training_figure(log, model="Model-CR-DR", model_folder=tmp_path / "none",
+                                 output=tmp_path / "e.svg", synthetic=False).read_bytes()
+    assert b'id="train:train_loss"' in svg and b'id="not-recorded:Segmentation Dice"' in svg
+    odd = tmp_path / "odd.tsv"
+    pd.DataFrame({"step": [1], "value": [2]}).to_csv(odd, sep="\t", index=False)
+    svg = render.training_figure(odd, model="Model-X", model_folder=tmp_path / "none",
+                                 output=tmp_path / "o.svg", synthetic=False).read_text()
+    assert 'id="not-computed"' in svg

@@ -246,12 +246,14 @@ def training_figure(log, *, model: str, model_folder, output, synthetic: bool) -
     penalised fit (the chosen value from the fitted model's ``model.json``)."""
     df = frame(log)
     if "epoch" in df.columns:
-        fig = figures.training_curves_figure(df, model=model, synthetic=synthetic)
+        # a column a network does not record is a panel that says so, not a failure
+        df = df.reindex(columns=list(dict.fromkeys(figures.TRAINING_COLUMNS + list(df.columns))))
+        draw = lambda: figures.training_curves_figure(df, model=model, synthetic=synthetic)  # noqa: E731
     else:
-        fig = figures.fit_path_figure(
+        draw = lambda: figures.fit_path_figure(  # noqa: E731
             df, model=model, synthetic=synthetic, chosen=chosen_penalty(model_folder)
         )
-    return _save(fig, output)
+    return _save(_or_reason(draw, f"Training — {model}", synthetic), output)
 
 
 def chosen_penalty(model_folder) -> float | None:
