@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both set up what they need
-# (tools/setup.sh: Debian's R and Slurm packages when missing, the pinned venv .venv).
+# (tools/setup.sh: Debian's R, Slurm and Chromium packages when missing, the pinned venv .venv).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -18,7 +18,7 @@ help:
 	@echo "make demo   run the whole pipeline on the synthetic multi-center cohort (CPU)"
 	@echo "make test   run the test suite (with snakefmt --check and snakemake --lint)"
 	@echo "make bench  run the benchmarks in bench/ (JSON under bench/results/)"
-	@echo "make setup  only install (idempotent): R and Slurm from Debian, .venv"
+	@echo "make setup  only install (idempotent): R, Slurm and Chromium from Debian, .venv"
 
 setup:
 	@tools/setup.sh
@@ -28,10 +28,13 @@ setup:
 # interrupted are rerun by --rerun-incomplete)
 demo: setup
 	mtnet run --cores $(CORES) --rerun-incomplete
+	# the run's last rule wrote results/provenance/manifest.json; the report comes after it
 	mtnet run --cores $(CORES) --report results/report.html
+	mtnet audit results
 	@echo
-	@echo "Results: $(CURDIR)/results/ (stats/, predictions/, ingest/, liver/, tumor/)"
+	@echo "Results: $(CURDIR)/results/ (stats/, figures/, tables/, checklist/, provenance/, ...)"
 	@echo "Report:  $(CURDIR)/results/report.html"
+	@echo "Check:   mtnet audit results   (mtnet audit --rerun results: rerun and compare)"
 	@echo "The cohort is synthetic (config/config.yaml, preset demo): so are these results."
 
 lint: setup

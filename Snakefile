@@ -24,6 +24,8 @@ include: "workflow/rules/tumor.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/stats.smk"
+# figures, HTML tables, the TRIPOD+AI checklist and the provenance manifest
+include: "workflow/rules/report.smk"
 
 
 # light steps (seconds, a few MB) run on the submit host, not as Slurm jobs (slurm/config.yaml)
@@ -35,6 +37,14 @@ localrules:
     validity,
     train_model,
     predict_model,
+    figures,
+    stats_tables,
+    ceilings,
+    table1_html,
+    training_figure,
+    tumor_montage,
+    checklist,
+    manifest,
 
 
 rule all:

@@ -46,7 +46,9 @@ def test_a_sixth_synthetic_center_adds_its_jobs(tmp_path):
         assert "GZH" in centers_of(after, rule), rule
         assert "GZH" not in centers_of(before, rule)
     added = Counter(r for r, _ in after) - Counter(r for r, _ in before)
-    assert added == Counter({r: 1 for r in PER_CENTER_RULES | SYNTHETIC_RULES | {"stats"}})
+    # its statistics, their figures and tables, its ceilings (synthetic) and tumor montage
+    report = {"figures", "stats_tables", "ceilings", "tumor_montage"}
+    assert added == Counter({r: 1 for r in PER_CENTER_RULES | SYNTHETIC_RULES | {"stats"} | report})
 
 
 def test_a_sixth_hospital_with_its_own_files_adds_its_jobs(tmp_path):

@@ -3,13 +3,17 @@
 One run is shared by the tests of this module (it takes minutes on 2 cores): they check
 that every stage wrote its contract, that a second run has nothing to do, that the run is
 deterministic, that no generator truth or DICOM header value leaks into the model inputs,
-and that one hospital's bad data leaves the others' results intact.
+and that one hospital's bad data leaves the others' results intact. A second clean run
+(`mtnet audit --rerun`, from the first run's manifest) checks that two runs give the same
+metric tables, figures and manifest except for times; the report opens in Chromium.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import openpyxl
@@ -17,8 +21,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+import report_browser
+from conftest import REPO, VENV_BIN, dry_run_jobs, run_snakemake, workflow_env
 from mtnet.model import registry
+from mtnet.report import manifest as mf
 
 pytestmark = pytest.mark.slow
 
@@ -108,10 +114,23 @@ def digest(paths) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
 
-def test_the_run_is_deterministic(run_dir, tmp_path):
-    # recompute from scratch elsewhere: same bytes for the tables and the model's risks
-    again = tmp_path / "again"
-    again.mkdir()
+@pytest.fixture(scope="module")
+def second_run(run_dir, tmp_path_factory):
+    """The whole workflow again from scratch, as a reviewer reruns it: `mtnet audit --rerun`
+    from the first run's manifest (it compares the metric tables itself)."""
+    scratch = tmp_path_factory.mktemp("rerun")
+    result = subprocess.run(
+        [str(VENV_BIN / "mtnet"), "audit", "--rerun", "--scratch", str(scratch),
+         str(run_dir / "results")],
+        capture_output=True, text=True, env=workflow_env(), timeout=2400,
+    )
+    return scratch, result
+
+
+def test_the_run_is_deterministic(run_dir, second_run):
+    # recomputed from scratch elsewhere: same bytes for the tables and the model's risks
+    again, result = second_run
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     targets = [
         "results/predictions/TX/Model-Clinical-LR.tsv",
         "results/predictions/TX/Model-CR-DR.tsv",
@@ -119,20 +138,78 @@ def test_the_run_is_deterministic(run_dir, tmp_path):
         "results/models/Model-Clinical-LR/summary.tsv",
         "results/liver/TX/qc.tsv",
     ]
-    result = tiny(targets, again, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
     for target in targets + ["results/ingest/TX/clinical.tsv", "results/synth/TX/truth/patients.tsv"]:
         assert (again / target).read_bytes() == (run_dir / target).read_bytes(), target
 
 
+def test_two_clean_runs_give_the_same_tables_figures_and_manifest(run_dir, second_run):
+    again, result = second_run
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "the rerun's metric tables are identical" in result.stdout
+    for folder in ("stats", "figures", "tables", "checklist"):
+        first = sorted(p.relative_to(run_dir) for p in (run_dir / "results" / folder).rglob("*")
+                       if p.is_file())
+        assert first, folder
+        for rel in first:
+            assert (again / rel).read_bytes() == (run_dir / rel).read_bytes(), rel
+    one = mf.read_manifest(run_dir / mf.MANIFEST)
+    two = mf.read_manifest(again / mf.MANIFEST)
+    assert one["rule_times"] and two["rule_times"]
+    assert mf.without_times(one) == mf.without_times(two)
+    # every output but the model identities' creation time has the same bytes
+    differ = [p for p, r in one["outputs"].items() if two["outputs"][p]["sha256"] != r["sha256"]]
+    assert all(p.endswith("/identity.json") for p in differ), differ
+
+
+def test_audit_says_ok_and_names_a_changed_prediction(run_dir, tmp_path):
+    def audit(results):
+        return subprocess.run([str(VENV_BIN / "mtnet"), "audit", str(results)],
+                              capture_output=True, text=True, env=workflow_env(), timeout=300)
+
+    ok = audit(run_dir / "results")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("OK: ")
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir / "results", copy / "results")
+    target = copy / "results" / "predictions" / "TX" / "Model-Clinical-LR.tsv"
+    data = bytearray(target.read_bytes())
+    data[-2] = ord("0") if data[-2] != ord("0") else ord("1")
+    target.write_bytes(bytes(data))
+    bad = audit(copy / "results")
+    assert bad.returncode == 1
+    lines = bad.stdout.splitlines()
+    assert lines[0].startswith("changed: results/predictions/TX/Model-Clinical-LR.tsv (sha256 ")
+    assert len(lines) == 2 and lines[1].startswith("DIFFERENT: 1 changed")
+
+
+def test_one_changed_clinical_table_reruns_only_what_depends_on_it(run_dir, tmp_path):
+    work = tmp_path / "changed"
+    shutil.copytree(run_dir, work, symlinks=True)
+    assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(tiny(["-n"], work, timeout=300))
+    table = work / "results" / "ingest" / "TX" / "clinical.tsv"
+    df = read_tsv(table)
+    df.loc[0, "age"] = df.loc[0, "age"] + 1
+    df.to_csv(table, sep="\t", index=False, na_rep="NA")
+    result = tiny(["-n"], work, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted((rule, w.get("center", "")) for rule, w in dry_run_jobs(result))
+    tx = ["ceilings", "figures", "predict_model", "stats", "stats_tables", "tumor", "tumor_montage"]
+    expected = sorted([(r, "TX") for r in tx] + [(r, "") for r in (
+        "all", "checklist", "manifest", "table1", "table1_html")])
+    assert jobs == expected
+
+
 def test_truth_is_never_an_input_of_a_model(run_dir):
-    """Only the liver QC (a Dice against the generator's masks) may read results/synth/*/truth."""
+    """Only the liver QC (a Dice against the generator's masks) and the report's ceilings
+    figure may read results/synth/*/truth."""
     result = tiny(["--summary", "--detailed-summary"], run_dir, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for line in result.stdout.splitlines()[1:]:
         fields = line.split("\t")
         if len(fields) > 3 and "/truth" in line and not fields[0].startswith("results/synth/"):
-            assert fields[0].startswith("results/liver/"), line
+            # the liver QC's Dice, and the report's Bayes ceilings of a synthetic center
+            assert fields[0].startswith("results/liver/") or fields[0].endswith(
+                "/ceilings.svg"), line
 
 
 def test_one_bad_hospital_leaves_the_others_intact(run_dir, tmp_path):
@@ -249,7 +326,6 @@ def test_a_run_killed_with_sigkill_resumes_with_the_readme_command(run_dir, tmp_
     import time
 
     import psutil
-    from conftest import VENV_BIN, workflow_env
 
     work = tmp_path / "killed"
     shutil.copytree(run_dir, work, symlinks=True)
@@ -284,3 +360,52 @@ def test_a_run_killed_with_sigkill_resumes_with_the_readme_command(run_dir, tmp_
     want, got = results_digest(run_dir), results_digest(work)
     assert sorted(got) == sorted(want)
     assert [k for k in want if want[k] != got[k]] == []
+
+
+def test_the_report_shows_every_figure_and_table_in_chromium(run_dir):
+    """results/report.html in headless Chromium: each evaluated center's figures and tables,
+    Table 1 and the checklist are shown on screen (an image, a framed page), not offered for
+    download; the raw TSVs are the downloads."""
+    why = report_browser.missing()
+    if why:
+        pytest.skip(why)
+    report = run_dir / "results" / "report.html"
+    result = tiny(["--report", str(report)], run_dir, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with report_browser.browser() as b:
+        b.open(report)
+        assert "SYNTHETIC DATA" in b.landing_text()
+        for center in ("TX", "pooled_train", "pooled_train_apparent"):
+            b.open(report)
+            b.menu("5. Statistics", center)
+            items = b.items()
+            kinds = {i["labels"][0]: i["labels"][1] for i in items}
+            assert sum(k == "figure" for k in kinds.values()) == 9, (center, kinds)
+            assert sum(k == "table" for k in kinds.values()) == 4, (center, kinds)
+            for label, kind in kinds.items():
+                shown = b.show(label)
+                if kind == "figure":
+                    assert shown["kind"] == "img" and shown["width"] > 300, (center, label)
+                    assert shown["src"].startswith("data:image/svg+xml"), (center, label)
+                elif kind == "table":
+                    assert shown["kind"] == "html", (center, label)
+                    assert any(c.startswith("mtnet-table") for c in shown["tables"]), label
+                    assert "SYNTHETIC DATA" in shown["text"], (center, label)
+                else:
+                    assert shown["kind"] == "download", (center, label)
+        b.open(report)
+        b.menu("5. Statistics", "Table 1")
+        shown = b.show("Table 1 (table)")
+        assert shown["kind"] == "html" and "mtnet-table mtnet-table1" in shown["tables"]
+        assert "Training vs TX" in shown["text"]
+        assert b.show("Table 1 (raw TSV, download)")["kind"] == "download"
+        b.open(report)
+        b.menu("6. Reporting checklist")
+        shown = b.show("TRIPOD+AI checklist (table)")
+        assert shown["kind"] == "html" and any("mtnet-checklist" in c for c in shown["tables"])
+        assert "TRIPOD+AI" in shown["text"] and "to be written by the authors" in shown["text"]
+        assert b.show("TRIPOD+AI checklist (raw TSV, download)")["kind"] == "download"
+        b.open(report)
+        b.menu("7. Provenance")
+        shown = b.show("Provenance summary (page)")
+        assert shown["kind"] == "html" and "mtnet audit results/" in shown["text"]

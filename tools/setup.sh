@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fresh-machine set-up, idempotent: Debian's R and Slurm packages when missing, then the venv
+# Fresh-machine set-up, idempotent: Debian's R, Slurm and Chromium packages when missing, then the venv
 # .venv with every Python package pinned. A second run checks and returns in seconds.
 #
 #   tools/setup.sh            # what `make demo` and `make test` call
@@ -20,8 +20,8 @@ APT_PACKAGES=(
   r-base-core r-cran-proc r-cran-hmisc r-cran-rms r-cran-survival
   # a single-node Slurm for the cluster test
   slurmctld slurmd slurm-client munge
-  # headless Chromium and its driver for the applet's browser test (selenium drives them;
-  # no browser is downloaded at run time)
+  # headless Chromium and its driver for the applet's and the report's browser tests
+  # (selenium drives them; no browser is downloaded at run time)
   chromium chromium-driver
 )
 

@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     "mtnet.cli:register_validity",
     "mtnet.app.cli:register",
     "mtnet.app.run:register",
+    "mtnet.report.audit:register",
 ]
 
 

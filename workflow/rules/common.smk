@@ -354,6 +354,224 @@ def get_validity_input(wildcards):
     }
 
 
+# ------------------------------------------------------------------ report
+
+# the stats rule's tables and the curve tables the figures draw (mtnet.stats.analyses
+# COLUMNS and CURVE_COLUMNS; tests/test_report_workflow.py keeps them equal)
+STATS_TABLES = (
+    "discrimination",
+    "delong",
+    "nri_idi",
+    "calibration",
+    "decision_curve",
+    "subgroups",
+    "survival",
+)
+CURVE_TABLES = (
+    "roc_curves",
+    "roc_bands",
+    "calibration_curves",
+    "km_curves",
+    "km_at_risk",
+)
+# the report rules' items of an evaluated center (mtnet.report.render, kept equal by a test;
+# not imported here: it imports matplotlib, and every snakemake call reads this file)
+CENTER_FIGURES = (
+    "roc",
+    "calibration",
+    "decision_curve",
+    "km_youden_time_to_mvi",
+    "km_youden_os",
+    "km_h_score_median_time_to_mvi",
+    "km_h_score_median_os",
+    "forest",
+)
+CENTER_TABLES = (
+    "discrimination",
+    "model_comparison",
+    "calibration_summary",
+    "risk_groups",
+)
+MANIFEST = "results/provenance/manifest.json"
+
+
+def center_synthetic(center):
+    """An evaluated center is synthetic when any center it pools is."""
+    return any(is_synthetic(c) for c in pooled_members(center))
+
+
+def get_synthetic(wildcards):
+    return center_synthetic(wildcards.center)
+
+
+def get_center_note(wildcards):
+    """The sentence every caption of this center ends with: whose data (synthetic or a
+    hospital's), and for the pooled training centers out-of-fold or apparent."""
+    from mtnet.report.captions import center_note
+
+    center = wildcards.center
+    if LOCO:
+        split = "loco" if center == mtconfig.POOLED_LOCO else "held_out"
+    elif center in mtconfig.POOLED:
+        split = mtconfig.POOLED[center]
+    else:
+        split = "external" if center_config(center)["role"] == "external" else "train"
+    return center_note(
+        center,
+        synthetic=center_synthetic(center),
+        split=split,
+        members=pooled_members(center),
+    )
+
+
+def models_synthetic():
+    """The models are fitted on the training centers: synthetic when any of them is."""
+    return any(is_synthetic(c) for c in TRAIN_CENTERS)
+
+
+def get_models_note(wildcards):
+    from mtnet.report.captions import center_note
+
+    return center_note(
+        wildcards.model,
+        synthetic=models_synthetic(),
+        split="models",
+        members=TRAIN_CENTERS,
+    )
+
+
+def stats_tables_of(center):
+    return {
+        name: f"results/stats/{center}/{name}.tsv"
+        for name in STATS_TABLES + CURVE_TABLES
+    }
+
+
+def get_center_stats(wildcards):
+    """Every stats table of an evaluated center (the figures and HTML tables read them)."""
+    return stats_tables_of(wildcards.center)
+
+
+def ceiling_centers():
+    """Evaluated centers with a Bayes ceiling: every center they pool is synthetic."""
+    return [c for c in EVAL_CENTERS if all(is_synthetic(m) for m in pooled_members(c))]
+
+
+def get_ceilings_input(wildcards):
+    """The center's model AUCs and its generator's ceilings (truth/ceilings.json): the
+    report reads truth/, the models never do."""
+    center = wildcards.center
+    return {
+        "discrimination": f"results/stats/{center}/discrimination.tsv",
+        # the generator's truth folders (a directory output: ceilings.json is read in it)
+        "truth": [f"results/synth/{c}/truth" for c in pooled_members(center)],
+    }
+
+
+def get_training_figure_input(wildcards):
+    model = wildcards.model
+    return {
+        "log": f"results/models/{model}/training_log.tsv",
+        "model": f"results/models/{model}/model",
+    }
+
+
+def get_montage_input(wildcards):
+    center = wildcards.center
+    return {
+        "images": ingested(center, "images"),
+        "tumor": ingested(center, "tumor"),
+        "rings": f"results/tumor/{center}/rings",
+        "roi": f"results/tumor/{center}/roi",
+    }
+
+
+def figure_outputs(center):
+    return [f"results/figures/{center}/{name}.svg" for name in CENTER_FIGURES]
+
+
+def report_targets():
+    """What the report rules write: per evaluated center its figures and HTML tables (and
+    the ceilings where synthetic), Table 1, each model's training figure, each center's
+    tumor montage, the checklist."""
+    out = []
+    for center in EVAL_CENTERS:
+        out += figure_outputs(center)
+        out += [f"results/tables/{center}/{name}.html" for name in CENTER_TABLES]
+    out += [f"results/figures/{center}/ceilings.svg" for center in ceiling_centers()]
+    out.append("results/tables/table1.html")
+    out += [f"results/models/{model}/training.svg" for model in MODELS]
+    out += [f"results/tumor/{center}/roi_montage.png" for center in CENTERS]
+    out += ["results/checklist/tripod_ai.tsv", "results/checklist/tripod_ai.html"]
+    return out
+
+
+def get_checklist_input(wildcards):
+    """What the TRIPOD+AI checklist reports on: every center's ingestion (clinical table,
+    exclusions, missing columns), every model, every evaluated center's statistics."""
+    return {
+        "clinical": get_clinical_tables(CENTERS),
+        "exclusions": [ingested(c, "exclusions.tsv") for c in CENTERS],
+        "missing": [ingested(c, "missing_columns.tsv") for c in CENTERS],
+        "models": [f"results/models/{m}/model" for m in MODELS],
+        "summaries": [f"results/models/{m}/summary.tsv" for m in MODELS],
+        "discrimination": [
+            f"results/stats/{c}/discrimination.tsv" for c in EVAL_CENTERS
+        ],
+        "calibration": [f"results/stats/{c}/calibration.tsv" for c in EVAL_CENTERS],
+        "subgroups": [f"results/stats/{c}/subgroups.tsv" for c in EVAL_CENTERS],
+        "table1": "results/stats/table1.tsv",
+        "folds": SPLIT_FILE,
+    }
+
+
+def get_table1_note(wildcards):
+    synthetic = [c for c in CENTERS if is_synthetic(c)]
+    if not synthetic:
+        return "Hospitals' data (no synthetic center)."
+    return (
+        f"SYNTHETIC DATA: {', '.join(synthetic)} are generated centers, not patients "
+        "(the table carries the banner)."
+    )
+
+
+def get_config_files():
+    """The config files of this run, as given to snakemake."""
+    files = list(workflow.configfiles) + list(
+        getattr(workflow, "overwrite_configfiles", None) or []
+    )
+    return list(dict.fromkeys(str(p) for p in files))
+
+
+def get_run_inputs():
+    """The files the run reads from outside results/: each hospital's images, masks,
+    clinical table and mapping, and the radiomics parameters (a synthetic center is made
+    from the config's seed by the code, both recorded apart)."""
+    inputs = {}
+    for center in CENTERS:
+        c = center_config(center)
+        if c["source"] == "synthetic":
+            continue
+        for key in (
+            "images",
+            "tumor_masks",
+            "liver_masks",
+            "clinical",
+            "clinical_mapping",
+        ):
+            if key in c:
+                inputs[f"{center}.{key}"] = c[key]
+        if "overrides" in c.get("phase", {}):
+            inputs[f"{center}.phase_overrides"] = c["phase"]["overrides"]
+    inputs["features.params"] = workflow_file(config["features"]["params"])
+    return inputs
+
+
+def get_provenance_input(wildcards):
+    """Everything else the run makes: the manifest is written last."""
+    return [path for path in get_final_outputs() if path != MANIFEST]
+
+
 # ------------------------------------------------------------------ targets
 
 
@@ -371,4 +589,6 @@ def get_final_outputs():
     outputs.append("results/stats/table1.tsv")
     if SYNTHETIC_EXTERNAL:
         outputs.append("results/stats/validity.tsv")
+    outputs += report_targets()
+    outputs.append(MANIFEST)
     return outputs

@@ -17,7 +17,7 @@ rule delivery_manifest:
         paths=get_delivery_paths,
         cache=get_manifest_cache,
     script:
-        "../scripts/manifest.py"
+        "../scripts/delivery_manifest.py"
 
 
 rule ingest:

@@ -10,42 +10,88 @@ rule stats:
             caption="../report/stats_discrimination.rst",
             category="5. Statistics",
             subcategory="{center}",
+            labels={"result": "21 discrimination.tsv", "shown as": "TSV (download)"},
         ),
         delong=report(
             "results/stats/{center}/delong.tsv",
             caption="../report/stats_delong.rst",
             category="5. Statistics",
             subcategory="{center}",
+            labels={"result": "22 delong.tsv", "shown as": "TSV (download)"},
         ),
         nri_idi=report(
             "results/stats/{center}/nri_idi.tsv",
             caption="../report/stats_nri_idi.rst",
             category="5. Statistics",
             subcategory="{center}",
+            labels={"result": "23 nri_idi.tsv", "shown as": "TSV (download)"},
         ),
         calibration=report(
             "results/stats/{center}/calibration.tsv",
             caption="../report/stats_calibration.rst",
             category="5. Statistics",
             subcategory="{center}",
+            labels={"result": "24 calibration.tsv", "shown as": "TSV (download)"},
         ),
         decision_curve=report(
             "results/stats/{center}/decision_curve.tsv",
             caption="../report/stats_decision_curve.rst",
             category="5. Statistics",
             subcategory="{center}",
+            labels={"result": "25 decision_curve.tsv", "shown as": "TSV (download)"},
         ),
         subgroups=report(
             "results/stats/{center}/subgroups.tsv",
             caption="../report/stats_subgroups.rst",
             category="5. Statistics",
             subcategory="{center}",
+            labels={"result": "26 subgroups.tsv", "shown as": "TSV (download)"},
         ),
         survival=report(
             "results/stats/{center}/survival.tsv",
             caption="../report/stats_survival.rst",
             category="5. Statistics",
             subcategory="{center}",
+            labels={"result": "27 survival.tsv", "shown as": "TSV (download)"},
+        ),
+        # the curves behind the figures (rule figures draws them)
+        roc_curves=report(
+            "results/stats/{center}/roc_curves.tsv",
+            caption="../report/stats_roc_curves.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+            labels={"result": "31 roc_curves.tsv", "shown as": "TSV (download)"},
+        ),
+        roc_bands=report(
+            "results/stats/{center}/roc_bands.tsv",
+            caption="../report/stats_roc_bands.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+            labels={"result": "32 roc_bands.tsv", "shown as": "TSV (download)"},
+        ),
+        calibration_curves=report(
+            "results/stats/{center}/calibration_curves.tsv",
+            caption="../report/stats_calibration_curves.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+            labels={
+                "result": "33 calibration_curves.tsv",
+                "shown as": "TSV (download)",
+            },
+        ),
+        km_curves=report(
+            "results/stats/{center}/km_curves.tsv",
+            caption="../report/stats_km_curves.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+            labels={"result": "34 km_curves.tsv", "shown as": "TSV (download)"},
+        ),
+        km_at_risk=report(
+            "results/stats/{center}/km_at_risk.tsv",
+            caption="../report/stats_km_at_risk.rst",
+            category="5. Statistics",
+            subcategory="{center}",
+            labels={"result": "35 km_at_risk.tsv", "shown as": "TSV (download)"},
         ),
     log:
         "results/logs/stats/{center}.log",
@@ -59,6 +105,9 @@ rule stats:
         models=MODELS,
         split=get_evaluated_split,
         settings=config["stats"],
+        # the ROC bands' resamples: derive_seed(seed, center, model)
+        seed=config["seed"],
+        note=get_center_note,
     script:
         "../scripts/stats.py"
 
@@ -73,6 +122,8 @@ rule table1:
             "results/stats/table1.tsv",
             caption="../report/table1.rst",
             category="5. Statistics",
+            subcategory="Table 1",
+            labels={"result": "Table 1 (raw TSV, download)"},
         ),
     log:
         "results/logs/table1/all.log",

@@ -1,13 +1,17 @@
-"""Adapter: rule delivery_manifest -> mtnet.io.manifest.refresh."""
+"""Adapter: rule manifest -> mtnet.report.manifest.write_manifest."""
 
-from pathlib import Path
+import snakemake as snakemake_package
 
-from mtnet.io.manifest import refresh
+from mtnet.report.manifest import write_manifest
 from mtnet.runlog import script_logging
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 with script_logging(smk):
-    refresh(dict(smk.params.paths), smk.output[0], smk.params.cache)
-    # the job ran because its input changed: its output is newer than that input, even when
-    # the delivery's content (and so the manifest) is the same
-    Path(smk.output[0]).touch()
+    write_manifest(
+        smk.output.manifest,
+        summary=smk.output.summary,
+        config=smk.params.config,
+        configfiles=list(smk.params.configfiles),
+        inputs=dict(smk.params.inputs),
+        snakemake_version=snakemake_package.__version__,
+    )

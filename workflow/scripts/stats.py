@@ -14,4 +14,5 @@ with script_logging(smk):
         outputs=dict(smk.output.items()),
         settings=smk.params.settings,
         split=smk.params.split,
+        seed=smk.params.seed,
     )

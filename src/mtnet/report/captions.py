@@ -113,6 +113,18 @@ CAPTIONS: dict[str, Caption] = {
         "any value says not recorded.",
         "figure",
     ),
+    "fit_path": Caption(
+        "Tuning path of a penalised fit",
+        "How the model's penalty was chosen on the pooled training centers: the "
+        "cross-validated score of each candidate value of the tuning parameter (log "
+        "scale), from stratified folds of the training patients seeded from the "
+        "configuration's master seed, and the value chosen (dashed). Model-Clinical-LR: "
+        "log-likelihood of the held-out patients against the L2 penalty λ on the "
+        "standardised coefficients (the largest wins, ties to the larger penalty). "
+        "Radiomics models: AUC and log loss of the held-out patients against C, the "
+        "inverse L1 penalty of the liblinear logistic regression.",
+        "figure",
+    ),
     # ----------------------------------------------------------------- tables
     "table1": Caption(
         "Table 1. Baseline characteristics",
@@ -189,13 +201,78 @@ def caption(name: str, *, synthetic: bool = False, where: str | None = None) -> 
 
 
 def rst(name: str) -> str:
-    """The Snakemake report caption: bold title, method, the synthetic note."""
+    """The Snakemake report caption: bold title, method, and the evaluated center's note
+    (the rule's ``note`` param, :func:`center_note`; the general synthetic sentence where a
+    rule has none)."""
     c = CAPTIONS[name]
     lines = [f"**{c.title}.** {c.text}"]
     if c.kind == "table":
         lines.append(TABLE_FORMAT)
-    lines.append(RST_SYNTHETIC)
+    lines.append(RST_NOTE)
     return "\n\n".join(lines) + "\n"
+
+
+# Jinja, rendered by Snakemake's report with the job's params
+RST_NOTE = '{{ snakemake.params.note or "' + RST_SYNTHETIC + '" }}'
+POOLED_NAMES = {"oof": "out-of-fold", "apparent": "apparent, optimistic"}
+
+
+def center_label(center: str, split: str | None = None) -> str:
+    """How an evaluated center is named in titles: ``TX``, ``pooled training
+    (out-of-fold)``, ``pooled training (apparent, optimistic)``."""
+    if split in POOLED_NAMES:
+        return f"pooled training ({POOLED_NAMES[split]})"
+    return center
+
+
+def center_note(center: str, *, synthetic: bool, split: str | None = None, members=()) -> str:
+    """What a reader must know of the center a figure or table shows: whose data it is
+    (synthetic or a hospital's) and, for the pooled training centers, whether the risks
+    are out-of-fold or apparent (optimistic). ``split``: ``oof`` | ``apparent`` (the
+    pooled training centers ``members``), ``external``, ``train`` (one training center),
+    ``models`` (a model fitted on ``members``), ``held_out`` (one center under
+    leave-one-center-out), ``loco`` (every center pooled, each predicted without it), None."""
+    names = ", ".join(members)
+    if split == "oof":
+        where = (
+            f"Pooled training centers ({names}), out-of-fold risks: each training patient "
+            "is scored by the model refitted without the patient's fold (internal "
+            "validation)."
+        )
+    elif split == "apparent":
+        where = (
+            f"Pooled training centers ({names}), apparent risks: the patients are scored "
+            "by the model fitted on them, so these results are optimistic."
+        )
+    elif split == "external":
+        where = (
+            f"External center {center}: the models fitted on the training centers, "
+            "applied unchanged."
+        )
+    elif split == "train":
+        where = f"Training center {center}."
+    elif split == "held_out":
+        where = (
+            f"Center {center}, held out: the models fitted on all the other centers "
+            "(leave-one-center-out)."
+        )
+    elif split == "loco":
+        where = (
+            f"All centers pooled ({names}), each patient scored by the models fitted without "
+            "the patient's center (leave-one-center-out)."
+        )
+    elif split == "models":
+        where = f"Fitted on the pooled training centers ({names})."
+    else:
+        where = f"Center {center}."
+    if synthetic:
+        data = (
+            "SYNTHETIC DATA: a generated cohort, not patients (every figure and table "
+            "carries the banner)."
+        )
+    else:
+        data = "A hospital's data (not synthetic)."
+    return f"{where} {data}"
 
 
 def write_rst(directory=RST_DIR) -> list[Path]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import io
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def _new_figure(
             fontsize=9.5,
             gid="suptitle",
         )
-        top += 0.26
+        top += 0.26 + 0.16 * suptitle.count("\n")
     if top:
         fig.get_layout_engine().set(rect=(0, 0, 1, 1 - top / height))
     return fig
@@ -150,6 +151,26 @@ def _styled(func):
 def _need(results: Mapping, what: str, center=None):
     if not results:
         raise InputError(f"no {what} to draw", center=center)
+
+
+@_styled
+def not_drawn(title: str, reason: str, *, synthetic: bool) -> Figure:
+    """The figure in place of one that the data cannot support: its title and why (the
+    analyses' ``reason``), so that the report says what is missing instead of omitting it."""
+    fig = _new_figure(5.2, 2.4, synthetic, title)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(
+        0.5,
+        0.5,
+        "Not computed: " + textwrap.fill(str(reason), 70),
+        ha="center",
+        va="center",
+        fontsize=8,
+        color="0.25",
+        gid="not-computed",
+    )
+    return fig
 
 
 # -------------------------------------------------------------------------------- saving
@@ -375,13 +396,15 @@ def km_figure(
     cox: CoxResult | None = None,
     labels: Mapping[str, str] | None = None,
     hr_label: str = "HR (low vs high)",
+    hr_note: str | None = None,
     title: str | None = None,
 ) -> Figure:
     """Kaplan-Meier curves of two (or more) groups (paper Fig. 6 by risk group, S3 by
     H-score group) with their 95% log-log bands, censoring ticks, the numbers at risk under
     the axis, the log-rank p and, with ``cox``, the hazard ratio [95% CI] on the plot.
     ``endpoint``: ``time_to_mvi`` or ``os``; ``labels``: group -> legend text (e.g.
-    ``{"low": "risk ≤ 0.157"}``); ``hr_label`` names the HR's direction."""
+    ``{"low": "risk ≤ 0.157"}``); ``hr_label`` names the HR's direction; ``hr_note``: why
+    there is no hazard ratio (printed in its place when ``cox`` is None)."""
     if km.curves is None or km.curves.empty:
         raise InputError(
             "the Kaplan-Meier result has no curves",
@@ -422,6 +445,8 @@ def km_figure(
     tests = [f"Log-rank {p_equals(km.p)}"]
     if cox is not None:
         tests.append(f"{hr_label} {fmt_hr(cox.hr, cox.ci_low, cox.ci_high)}, {p_equals(cox.p)}")
+    elif hr_note:
+        tests.append(f"no HR: {hr_note}")
     medians = [f"{labels.get(g, g)} {_median_text(info.loc[g, 'median'])}" for g in groups]
     # above the data, never on a curve
     ax.set_title(
@@ -762,4 +787,89 @@ def training_curves_figure(log, *, model: str, synthetic: bool, title: str | Non
         if name != "Loss":
             ax.set_ylim(0, 1.02)
         ax.set(title=name, xlabel="Epoch")
+    return fig
+
+
+# ------------------------------------------------------------- penalised fits: the path
+
+# the tuning parameter of each fit path a model family writes, and how it reads
+FIT_PATH_PARAMETERS = {
+    "penalty": "L2 penalty λ (log scale)",
+    "C": "inverse L1 penalty C (log scale)",
+}
+FIT_PATH_METRICS = {
+    "cv_loglik": "cross-validated log-likelihood",
+    "cv_auc": "cross-validated AUC",
+    "cv_log_loss": "cross-validated log loss",
+}
+
+
+@_styled
+def fit_path_figure(
+    log,
+    *,
+    model: str,
+    synthetic: bool,
+    chosen: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    """The tuning path of a penalised fit from its training log (Model-Clinical-LR:
+    penalty, cv_loglik; the radiomics models: C, cv_auc, cv_log_loss): one panel per
+    cross-validated metric against the tuning parameter (log scale), the ``chosen`` value
+    marked. A log without rows (a maximum-likelihood fit needed no penalty) says so."""
+    df = frame(log)
+    parameter = next((c for c in FIT_PATH_PARAMETERS if c in df.columns), None)
+    metrics = [c for c in FIT_PATH_METRICS if c in df.columns]
+    if parameter is None or not metrics:
+        raise InputError(
+            f"the training log of {model} has columns {list(df.columns)}: no fit path",
+            fix=f"a path has one of {list(FIT_PATH_PARAMETERS)} and one of "
+            f"{list(FIT_PATH_METRICS)}",
+        )
+    fig = _new_figure(
+        max(4.0, 3.3 * len(metrics)),
+        3.4,
+        synthetic,
+        title or f"Tuning path — {model} ({len(df)} values)",
+    )
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    x = pd.to_numeric(df[parameter], errors="coerce")
+    for i, (ax, col) in enumerate(zip(axes, metrics)):
+        y = pd.to_numeric(df[col], errors="coerce")
+        ok = (x > 0) & y.notna()
+        if not ok.any():
+            ax.text(
+                0.5,
+                0.5,
+                "no penalty was tuned\n(maximum-likelihood fit)" if df.empty else "not recorded",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                color="0.45",
+                gid=f"not-recorded:{col}",
+            )
+        else:
+            order = np.argsort(x[ok].to_numpy())
+            ax.plot(
+                x[ok].to_numpy()[order],
+                y[ok].to_numpy()[order],
+                marker="o",
+                ms=3,
+                lw=1.2,
+                color=LINE_COLORS[i % len(LINE_COLORS)],
+                gid=f"path:{col}",
+            )
+            ax.set_xscale("log")
+            if chosen is not None and np.isfinite(chosen) and chosen > 0:
+                ax.axvline(chosen, ls="--", lw=0.9, color="0.3", gid="chosen")
+                ax.annotate(
+                    f"chosen {chosen:.3g}",
+                    (chosen, 1),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(3, -3),
+                    textcoords="offset points",
+                    va="top",
+                    fontsize=7,
+                )
+        ax.set(xlabel=FIT_PATH_PARAMETERS[parameter], ylabel=FIT_PATH_METRICS[col])
     return fig

@@ -18,6 +18,7 @@ from mtnet.config import section
 from mtnet.errors import InputError
 from mtnet.factors import level_order, subgroup_levels
 from mtnet.model import registry
+from mtnet.seeds import derive_seed
 from mtnet.stats import api
 from mtnet.tables import read_clinical_tables, read_predictions, write_tsv
 
@@ -142,6 +143,55 @@ COLUMNS = {
 }
 
 
+# The curves behind the numbers (what the report's figures draw), written beside the seven
+# tables when the caller names them in ``outputs``; the seven are the same with or without.
+CURVE_COLUMNS = {
+    "roc_curves": ["center", "model", "threshold", "fpr", "tpr"],
+    "roc_bands": [
+        "center",
+        "model",
+        "specificity",
+        "fpr",
+        "tpr_low",
+        "tpr_median",
+        "tpr_high",
+        "boot_n",
+        "conf_level",
+        "seed",
+    ],
+    # curve = bin (the Hosmer-Lemeshow groups, Wilson CI) | smooth (lowess, one row per
+    # patient: mean_predicted = the patient's risk, observed = the smooth)
+    "calibration_curves": [
+        "center",
+        "model",
+        "curve",
+        "bin",
+        "n",
+        "n_events",
+        "mean_predicted",
+        "observed",
+        "observed_low",
+        "observed_high",
+    ],
+    "km_curves": [
+        "center",
+        "model",
+        "split_by",
+        "endpoint",
+        "group",
+        "time",
+        "n_risk",
+        "n_event",
+        "n_censor",
+        "survival",
+        "lower",
+        "upper",
+    ],
+    "km_at_risk": ["center", "model", "split_by", "endpoint", "group", "time", "n_risk"],
+}
+ROC_BAND_RESAMPLES = 2000
+
+
 # ------------------------------------------------------------------------------ inputs
 
 
@@ -196,10 +246,18 @@ def _per_model(center, preds, columns, engine, analysis, **fields) -> list[dict]
 # ------------------------------------------------------------------------- analyses
 
 
-def discrimination(center, preds, thresholds, engine) -> list[dict]:
+def discrimination(center, preds, thresholds, engine, curves=None, seed=None) -> list[dict]:
+    """``curves``: a dict that receives ``("roc", model)`` -> the AUC record (with its
+    bootstrap band when ``seed`` is given: derive_seed(seed, center, model))."""
+
     def run(model, known):
         y, p = known["mvi"].to_numpy(float), known["risk"].to_numpy(float)
-        a = api.auc_ci(y, p, engine=engine)
+        band = {}
+        if curves is not None and seed is not None:
+            band = {"band_seed": derive_seed(seed, center, model), "boot_n": ROC_BAND_RESAMPLES}
+        a = api.auc_ci(y, p, engine=engine, **band)
+        if curves is not None:
+            curves[("roc", model)] = a
         out = {"auc": a.auc, "ci_low": a.ci_low, "ci_high": a.ci_high}
         t = thresholds.get(model)
         if t is not None and np.isfinite(t):
@@ -329,9 +387,13 @@ def nri_idi(center, preds, cutoffs, engine) -> list[dict]:
     return rows
 
 
-def calibration(center, preds, bins, engine) -> list[dict]:
+def calibration(center, preds, bins, engine, curves=None) -> list[dict]:
+    """``curves``: a dict that receives ``("calibration", model)`` -> the record."""
+
     def run(model, known):
         c = api.calibration(known["mvi"], known["risk"], bins=bins, engine=engine)
+        if curves is not None:
+            curves[("calibration", model)] = c
         out = [
             {
                 "intercept": c.intercept,
@@ -472,10 +534,11 @@ def _has_h_score(df) -> bool:
     return df is not None and "h_score" in df and df["h_score"].notna().any()
 
 
-def survival(center, preds, training_preds, model, threshold, engine) -> list[dict]:
+def survival(center, preds, training_preds, model, threshold, engine, curves=None) -> list[dict]:
     """Risk groups: low (score <= threshold) vs high (> threshold) by the Youden threshold of
     the training centers and by the training median of the H-score; Kaplan-Meier medians,
-    log-rank, and the Cox HR of low vs high (as the paper reports it) per endpoint."""
+    log-rank, and the Cox HR of low vs high (as the paper reports it) per endpoint.
+    ``curves``: a dict that receives ``("km", split_by, endpoint)`` -> the KM record."""
     cols = COLUMNS["survival"]
     if model is None:
         return []
@@ -545,6 +608,8 @@ def survival(center, preds, training_preds, model, threshold, engine) -> list[di
 
             try:
                 group_rows, km = run_km()
+                if curves is not None:
+                    curves[("km", split_by, endpoint)] = km
             except api.DegenerateInput as err:
                 rows += _na(
                     {
@@ -619,12 +684,13 @@ def _training_split(preds: dict) -> dict:
 
 
 def evaluate_center(center, predictions, training_predictions, tables, models, outputs, settings,
-                    split=None):
+                    split=None, seed=None):
     """All section 2.8 analyses of one center on its ``split`` predictions (``external``;
     ``oof`` or ``apparent`` for the pooled training centers; None: one row per patient as
-    given); writes the seven TSVs named in ``outputs``. Youden thresholds and the H-score
-    median come from the training centers' out-of-fold predictions (apparent where a model
-    has none)."""
+    given); writes the seven TSVs named in ``outputs``, and the curve TSVs of
+    :data:`CURVE_COLUMNS` it names (the ROC band needs ``seed``, the config's master seed).
+    Youden thresholds and the H-score median come from the training centers' out-of-fold
+    predictions (apparent where a model has none)."""
     settings = section("stats", settings)
     engine = settings["engine"]
     models = list(models)
@@ -641,14 +707,18 @@ def evaluate_center(center, predictions, training_predictions, tables, models, o
     )
     if best is not None and best not in training:
         log.warning("%s has no training predictions: no Youden or H-score threshold", best)
+    curves = {} if any(k in outputs for k in CURVE_COLUMNS) else None
+    bins = int(settings["calibration_bins"])
     tables_out = {
-        "discrimination": discrimination(center, preds, thresholds, engine),
+        "discrimination": discrimination(center, preds, thresholds, engine, curves, seed),
         "delong": delong(center, preds, engine),
         "nri_idi": nri_idi(center, preds, list(settings["nri_cutoffs"] or []), engine),
-        "calibration": calibration(center, preds, int(settings["calibration_bins"]), engine),
+        "calibration": calibration(center, preds, bins, engine, curves),
         "decision_curve": decision_curve(center, preds, settings["decision_thresholds"], engine),
         "subgroups": subgroups(center, preds, best, tables, engine),
-        "survival": survival(center, preds, training, best, thresholds.get(best, np.nan), engine),
+        "survival": survival(
+            center, preds, training, best, thresholds.get(best, np.nan), engine, curves
+        ),
     }
     if not tables_out["delong"]:
         log.info(
@@ -663,4 +733,54 @@ def evaluate_center(center, predictions, training_predictions, tables, models, o
         frames[name] = frame
         if name in outputs:
             write_tsv(frame, outputs[name])
+    if curves is not None:
+        for name, frame in curve_frames(center, curves, best).items():
+            frames[name] = frame
+            if name in outputs:
+                write_tsv(frame, outputs[name])
     return frames
+
+
+def curve_frames(center, curves: dict, best) -> dict[str, pd.DataFrame]:
+    """The records collected by the analyses as the tidy tables of :data:`CURVE_COLUMNS`
+    (models in the order analysed; a model without a curve has no rows)."""
+    parts = {name: [] for name in CURVE_COLUMNS}
+    for key, rec in curves.items():
+        if key[0] == "roc":
+            model = key[1]
+            parts["roc_curves"].append(rec.roc.assign(center=center, model=model))
+            if not rec.band.empty:
+                parts["roc_bands"].append(
+                    rec.band.assign(
+                        center=center,
+                        model=model,
+                        boot_n=rec.band.attrs["boot_n"],
+                        conf_level=rec.band.attrs["conf_level"],
+                        seed=rec.band.attrs["seed"],
+                    )
+                )
+        elif key[0] == "calibration":
+            model = key[1]
+            bins = rec.curve.assign(curve="bin")
+            smooth = pd.DataFrame(
+                {
+                    "curve": "smooth",
+                    "mean_predicted": rec.smooth["predicted"],
+                    "observed": rec.smooth["observed"],
+                }
+            )
+            parts["calibration_curves"] += [
+                bins.assign(center=center, model=model),
+                smooth.assign(center=center, model=model),
+            ]
+        else:
+            _, split_by, endpoint = key
+            ids = {"center": center, "model": best, "split_by": split_by, "endpoint": endpoint}
+            parts["km_curves"].append(rec.curves.assign(**ids))
+            parts["km_at_risk"].append(rec.at_risk.assign(**ids))
+    out = {}
+    for name, columns in CURVE_COLUMNS.items():
+        frames = [f for f in parts[name] if not f.empty]
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        out[name] = df.reindex(columns=columns)
+    return out

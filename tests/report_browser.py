@@ -1,0 +1,151 @@
+"""Headless Chromium (Debian's ``chromium`` + ``chromium-driver``, driven by selenium) on a
+Snakemake report: open a category and subcategory, list its items, show one as the eye
+button shows it, read what is on screen."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# the machine's network is closed: nothing that phones home
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1100",
+]
+
+
+def missing() -> str | None:
+    """Why the browser cannot run here, or None."""
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not Path(path).exists():
+            return f"{path} not found: apt-get install {package} (tools/setup.sh installs it)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pinned in requirements.txt; tools/setup.sh)"
+    return None
+
+
+@contextmanager
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="mtnet-chromium-")
+    opts = webdriver.ChromeOptions()
+    for flag in FLAGS + [f"--user-data-dir={profile}"]:
+        opts.add_argument(flag)
+    opts.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        yield Report(driver)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Report:
+    def __init__(self, driver):
+        self.d = driver
+
+    def _wait(self, find, timeout=20.0):
+        end = time.monotonic() + timeout
+        while True:
+            found = find()
+            if found:
+                return found
+            if time.monotonic() > end:
+                raise TimeoutError("nothing appeared")
+            time.sleep(0.1)
+
+    def open(self, path):
+        from selenium.webdriver.common.by import By
+
+        self.d.get(Path(path).resolve().as_uri())
+        self._wait(lambda: self.d.find_elements(By.LINK_TEXT, "Workflow"))
+
+    def landing_text(self) -> str:
+        from selenium.webdriver.common.by import By
+
+        return self.d.find_element(By.TAG_NAME, "body").text
+
+    def menu(self, *names):
+        """Click through the menu: a category, then a subcategory."""
+        from selenium.webdriver.common.by import By
+
+        for name in names:
+            link = self._wait(lambda n=name: self.d.find_elements(By.LINK_TEXT, n))
+            link[0].click()
+
+    def subcategories(self) -> list[str]:
+        from selenium.webdriver.common.by import By
+
+        return [a.text for a in self.d.find_elements(By.TAG_NAME, "a") if a.text]
+
+    def items(self) -> list[dict]:
+        """The results listed: their label cells and eye button."""
+        from selenium.webdriver.common.by import By
+
+        rows = self._wait(lambda: self.d.find_elements(By.CSS_SELECTOR, "table tbody tr"))
+        out = []
+        for r in rows:
+            cells = [td.text for td in r.find_elements(By.TAG_NAME, "td")]
+            eye = r.find_elements(By.CSS_SELECTOR, "a[iconname=eye]")
+            out.append({"labels": cells[:-1], "eye": eye[0] if eye else None})
+        return out
+
+    def show(self, label: str) -> dict:
+        """Press the eye of the item whose first label is ``label``; what the page shows:
+        ``{"kind": "img", "src", "width"}`` or ``{"kind": "html", "src", "text", "tables"}``
+        (the framed page's text and its tables' classes), or ``{"kind": "download"}``."""
+        from selenium.webdriver.common.by import By
+
+        item = next(i for i in self.items() if i["labels"] and i["labels"][0] == label)
+        eye = item["eye"]
+        if eye.get_attribute("download"):
+            return {"kind": "download", "name": eye.get_attribute("download")}
+        before = {e.get_attribute("src") for e in self._content()}
+        eye.click()
+        shown = self._wait(
+            lambda: [e for e in self._content() if e.get_attribute("src") not in before]
+            or [e for e in self._content() if e.get_attribute("src")]
+        )[0]
+        src = shown.get_attribute("src")
+        if shown.tag_name == "img":
+            self._wait(lambda: shown.get_property("naturalWidth"))
+            return {"kind": "img", "src": src, "width": shown.get_property("naturalWidth")}
+        self.d.switch_to.frame(shown)
+        try:
+            body = self._wait(lambda: self.d.find_elements(By.TAG_NAME, "table"))
+            text = self.d.find_element(By.TAG_NAME, "body").text
+            classes = [t.get_attribute("class") for t in body]
+        finally:
+            self.d.switch_to.default_content()
+        return {"kind": "html", "src": src, "text": text, "tables": classes}
+
+    def _content(self):
+        from selenium.webdriver.common.by import By
+
+        imgs = [
+            i
+            for i in self.d.find_elements(By.TAG_NAME, "img")
+            if (i.get_attribute("src") or "").startswith("data:image/")
+            and i.size["width"] > 32
+        ]
+        return imgs + self.d.find_elements(By.TAG_NAME, "iframe")
+
+    def screenshot(self, path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.d.save_screenshot(str(path))
