@@ -33,6 +33,8 @@ def clinical_table(center: str, n: int, seed: int, event_rate: float = 0.15) -> 
     )
     for col in RADIOLOGICAL:
         df[col] = rng.binomial(1, 0.35, n)
+    # a capsule breakthrough needs a capsule (ingestion's row rules)
+    df["capsule_breakthrough"] *= df["capsule"]
     df["enhancement_ratio"] = rng.normal(1.2, 0.2, n).round(3)
     lin = (
         -2.6
@@ -48,11 +50,13 @@ def clinical_table(center: str, n: int, seed: int, event_rate: float = 0.15) -> 
     df["mvi"] = mvi
     follow = rng.uniform(200, 2000, n)
     t_mvi = rng.exponential(600, n)
-    df["time_to_mvi_days"] = np.where(mvi == 1, np.minimum(t_mvi, follow), follow).round()
     hazard = 1 / (900 * np.exp(-0.8 * mvi))
     t_death = rng.exponential(1 / hazard)
+    os_days = np.minimum(t_death, follow).round()
+    # time to MVI ends at the last follow-up (death or censoring), as ingestion requires
+    df["time_to_mvi_days"] = np.where(mvi == 1, np.minimum(t_mvi, os_days), os_days).round()
     df["death"] = (t_death < follow).astype(int)
-    df["os_days"] = np.minimum(t_death, follow).round()
+    df["os_days"] = os_days
     df["mvi"] = df["mvi"].astype(int)
     df.insert(len(df.columns), "center", center)
     return df

@@ -77,7 +77,7 @@ def _invalid_cases(hospital):
     unet_typo.setdefault("liver", {})["unet"] = {"epoch": 3}
     return [
         ("unknown model", unknown_model,
-         ["config: models: 'Model-Nonexistent' has no implementation", "implemented: Model-Clinical-LR"]),
+         ["config: models: 'Model-Nonexistent' has no implementation", "implemented: ", "Model-Clinical-LR", "Model-CR-DR"]),
         ("unknown liver.unet key", unet_typo, ["liver.unet", "unknown key 'epoch'"]),
         ("unknown role", _with_center("H", dict(hospital, role="validation")),
          ["centers.H.role", "'validation' is not one of train, external"]),

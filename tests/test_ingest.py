@@ -531,13 +531,18 @@ def test_threads_give_the_same_outputs(tmp_path):
 
 
 def test_patients_side_by_side_name_the_failing_patient(tmp_path):
-    """DICOM patients run on forked processes: the failing one is still named."""
+    """DICOM patients run on forked processes: the failing one is still named, as an error
+    (on_bad_patient: error) or as the excluded patient's reason (the default)."""
     data = make_center(tmp_path, "TF", n=3)
     _, tumor, _ = phantom()
     write_nifti(tumor, data / "tumor_masks" / "TF-0002.nii.gz", (1.0, 1.0, 2.0), ORIGIN)
     out = outputs_for(tmp_path / "out", "TF")
     with pytest.raises(InputError, match=r"patient TF-0002, .*tumor mask is not on the image grid"):
-        ingest_center("TF", {"data": str(data)}, out, settings(), threads=2)
+        ingest_center("TF", {"data": str(data)}, out, settings(on_bad_patient="error"), threads=2)
+    ingest_center("TF", {"data": str(data)}, out, settings(), threads=2)
+    excluded = pd.read_csv(Path(out["clinical"]).with_name("exclusions.tsv"), sep="\t")
+    assert excluded["patient_id"].tolist() == ["TF-0002"]
+    assert "tumor mask is not on the image grid" in excluded["reason"][0]
 
 
 def test_patient_ids_keep_leading_zeros(tmp_path):

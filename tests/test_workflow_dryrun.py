@@ -9,9 +9,12 @@ import pytest
 import yaml
 
 from conftest import REPO, dry_run_jobs, run_snakemake
+from mtnet.model import registry
 
 DEFAULT = REPO / "config" / "config.yaml"
-PER_CENTER_RULES = {"ingest", "identity", "liver", "tumor", "predict_model"}
+MODELS = yaml.safe_load(DEFAULT.read_text())["models"]
+# one job per center (features: the radiomics models are in the default config's models)
+PER_CENTER_RULES = {"ingest", "identity", "liver", "tumor", "features"}
 # a synthetic center's data is generated, and its manifest written after it
 SYNTHETIC_RULES = {"synth", "delivery_manifest"}
 PAPER_CENTERS = ["YPH", "ZPH", "SPH", "NFH", "ZCPH"]
@@ -27,14 +30,28 @@ def centers_of(jobs, rule):
     return sorted(w["center"] for r, w in jobs if r == rule)
 
 
+def predicted(jobs):
+    """(center, model) of each predict_model job."""
+    return sorted((w["center"], w["model"]) for r, w in jobs if r == "predict_model")
+
+
+def every_model(centers):
+    return sorted((c, m) for c in centers for m in MODELS)
+
+
 def test_default_config_plans_per_center_jobs_for_the_five_centers(tmp_path):
     jobs = plan(tmp_path)
     for rule in PER_CENTER_RULES | SYNTHETIC_RULES:
         assert centers_of(jobs, rule) == sorted(PAPER_CENTERS), rule
+    assert predicted(jobs) == every_model(PAPER_CENTERS)
     # statistics for the external center and for the pooled training centers
     assert centers_of(jobs, "stats") == ["ZCPH", "pooled_train", "pooled_train_apparent"]
     counts = Counter(r for r, _ in jobs)
-    assert counts["train_model"] == 1 and counts["table1"] == 1 and counts["all"] == 1
+    assert counts["train_model"] == len(MODELS) and counts["table1"] == 1 and counts["all"] == 1
+    # one training job per MTnet variant and fold
+    networks = [m for m in MODELS if registry.get(m).fold_jobs]
+    folds = yaml.safe_load(DEFAULT.read_text()).get("validation", {}).get("folds", 5)
+    assert counts["train_network"] == len(networks) * folds
 
 
 def test_a_sixth_synthetic_center_adds_its_jobs(tmp_path):
@@ -48,7 +65,9 @@ def test_a_sixth_synthetic_center_adds_its_jobs(tmp_path):
     added = Counter(r for r, _ in after) - Counter(r for r, _ in before)
     # its statistics, their figures and tables, its ceilings (synthetic) and tumor montage
     report = {"figures", "stats_tables", "ceilings", "tumor_montage"}
-    assert added == Counter({r: 1 for r in PER_CENTER_RULES | SYNTHETIC_RULES | {"stats"} | report})
+    want = Counter({r: 1 for r in PER_CENTER_RULES | SYNTHETIC_RULES | {"stats"} | report})
+    want["predict_model"] = len(MODELS)  # each model predicts it; none is refitted
+    assert added == want
 
 
 def test_a_sixth_hospital_with_its_own_files_adds_its_jobs(tmp_path):
@@ -88,7 +107,7 @@ def test_pooled_statistics_read_every_training_center(tmp_path, target):
     result = run_snakemake(["-n", target], tmp_path, timeout=180, configfiles=[DEFAULT])
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = dry_run_jobs(result)
-    assert centers_of(jobs, "predict_model") == sorted(["YPH", "ZPH", "SPH", "NFH"])
+    assert predicted(jobs) == every_model(["YPH", "ZPH", "SPH", "NFH"])
 
 
 def test_a_model_without_implementation_fails_planning_with_one_line(tmp_path):
@@ -97,7 +116,7 @@ def test_a_model_without_implementation_fails_planning_with_one_line(tmp_path):
     assert result.returncode != 0
     lines = [ln for ln in (result.stdout + result.stderr).splitlines() if "Model-Nonexistent" in ln]
     assert lines[0] == ("config: models: 'Model-Nonexistent' has no implementation "
-                        "(implemented: Model-Clinical-LR)"), lines
+                        f"(implemented: {', '.join(registry.MODELS)})"), lines
 
 
 def test_leave_one_center_out_trains_on_every_center_and_evaluates_each(tmp_path):
@@ -105,4 +124,4 @@ def test_leave_one_center_out_trains_on_every_center_and_evaluates_each(tmp_path
     loco.write_text("validation: {scheme: leave-one-center-out}\n")
     jobs = plan(tmp_path, loco)
     assert centers_of(jobs, "stats") == sorted(PAPER_CENTERS + ["pooled_loco"])
-    assert centers_of(jobs, "predict_model") == sorted(PAPER_CENTERS)
+    assert predicted(jobs) == every_model(PAPER_CENTERS)
