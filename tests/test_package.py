@@ -160,7 +160,8 @@ def test_an_installed_package_validates_a_config_outside_the_checkout(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                     "--disable-pip-version-check", "-w", str(tmp_path / "dist"), str(build)], check=True)
     wheel = next((tmp_path / "dist").glob("mtnet_mvi-*.whl"))
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check",
+    # --ignore-installed: the editable install of this checkout is visible through deps.pth
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", "--disable-pip-version-check",
                     str(wheel)], check=True)
     config = tmp_path / "elsewhere" / "my.yaml"
     config.parent.mkdir()

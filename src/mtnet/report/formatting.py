@@ -12,6 +12,8 @@ import re
 
 import pandas as pd
 
+from mtnet.factors import BINARY, CANONICAL
+
 DASH = "—"  # a missing value
 EN_DASH = "–"  # inside an interval
 SYNTHETIC_BANNER = "SYNTHETIC DATA — not patient results"
@@ -45,19 +47,8 @@ LEVEL_LABELS = {
 }
 BINARY_LABELS = {"0": "No", "1": "Yes"}
 # Coded 0/1 factors whose levels print as No/Yes (BCLC "0" is a stage, not a no).
-BINARY_VARIABLES = {
-    "hbv",
-    "cirrhosis",
-    "mvi",
-    "fusion_lesions",
-    "invasive_shape",
-    "capsule",
-    "capsule_breakthrough",
-    "corona_enhancement",
-    "corona_low_attenuation",
-    "mosaic_architecture",
-    "nodule_in_nodule",
-}
+BINARY_VARIABLES = {name for name, f in CANONICAL.items()
+                    if f.kind == "code" and f.codes == BINARY and f.table1 is not None}
 ENDPOINT_LABELS = {"time_to_mvi": "Time to MVI", "os": "Overall survival"}
 
 

@@ -38,6 +38,9 @@ from mtnet.report.formatting import (
     variable_label,
 )
 from mtnet.report.inputs import frame
+# the statistics' tables: their columns have one home, the stage that writes them
+from mtnet.stats.analyses import COLUMNS
+from mtnet.stats.table1 import TABLE1_OUTPUT
 
 TABLE_STYLE = "border-collapse:collapse;font-family:sans-serif;font-size:0.85em;margin:0.5em 0"
 RULE = "border-top:2px solid #000"
@@ -169,17 +172,7 @@ def _dash_range(text: str) -> str:
 
 # -------------------------------------------------------------------------------- Table 1
 
-TABLE1_COLUMNS = [
-    "external_center",
-    "variable",
-    "type",
-    "level",
-    "train",
-    "external",
-    "test",
-    "p",
-    "note",
-]
+TABLE1_COLUMNS = TABLE1_OUTPUT
 
 
 def table1_html(path, *, synthetic: bool) -> str:
@@ -233,20 +226,7 @@ def _summary(text) -> str:
 
 # ------------------------------------------------------------------------- discrimination
 
-DISCRIMINATION_COLUMNS = [
-    "center",
-    "model",
-    "split",
-    "n",
-    "n_events",
-    "auc",
-    "ci_low",
-    "ci_high",
-    "threshold",
-    "sensitivity",
-    "specificity",
-    "reason",
-]
+DISCRIMINATION_COLUMNS = COLUMNS["discrimination"]
 
 
 def discrimination_html(path, *, synthetic: bool) -> str:
@@ -291,18 +271,8 @@ def discrimination_html(path, *, synthetic: bool) -> str:
 
 # ----------------------------------------------------------------------- model comparison
 
-DELONG_COLUMNS = [
-    "model",
-    "comparator",
-    "n",
-    "n_events",
-    "auc_model",
-    "auc_comparator",
-    "z",
-    "p",
-    "reason",
-]
-NRI_IDI_COLUMNS = ["model", "comparator", "measure", "cutoffs", "value", "p", "reason"]
+DELONG_COLUMNS = COLUMNS["delong"]
+NRI_IDI_COLUMNS = COLUMNS["nri_idi"]
 
 
 def model_comparison_html(discrimination, delong, nri_idi, *, synthetic: bool) -> str:
@@ -379,19 +349,7 @@ def model_comparison_html(discrimination, delong, nri_idi, *, synthetic: bool) -
 
 # ------------------------------------------------------------------------ calibration
 
-CALIBRATION_COLUMNS = [
-    "model",
-    "row",
-    "n",
-    "n_events",
-    "intercept",
-    "slope",
-    "brier",
-    "hl_chi2",
-    "hl_df",
-    "hl_p",
-    "reason",
-]
+CALIBRATION_COLUMNS = COLUMNS["calibration"]
 
 
 def calibration_html(path, *, synthetic: bool) -> str:
@@ -426,23 +384,7 @@ def calibration_html(path, *, synthetic: bool) -> str:
 
 # ------------------------------------------------------------------------- risk groups
 
-SURVIVAL_COLUMNS = [
-    "split_by",
-    "score",
-    "threshold",
-    "endpoint",
-    "row",
-    "group",
-    "n",
-    "events",
-    "median_days",
-    "logrank_p",
-    "hr",
-    "hr_ci_low",
-    "hr_ci_high",
-    "hr_p",
-    "reason",
-]
+SURVIVAL_COLUMNS = COLUMNS["survival"]
 SPLIT_LABELS = {
     "youden": "Youden threshold of the training centers",
     "h_score_median": "H-score median of the training centers",
