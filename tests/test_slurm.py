@@ -26,7 +26,14 @@ TEST_PROFILE = REPO / "tests" / "data" / "slurm_test_profile"
 SMOKE = REPO / "tests" / "data" / "slurm_smoke" / "Snakefile"
 TINY = REPO / "config" / "tiny.yaml"
 # rules the workflow runs on the submit host (Snakefile `localrules:`)
-LOCAL_RULES = {"all", "splits", "table1", "validity", "train_model", "predict_model"}
+def _local_rules() -> set[str]:
+    """The Snakefile's localrules (and rule all): run on the submit host, never submitted."""
+    text = (REPO / "Snakefile").read_text()
+    block = text.split("\nlocalrules:\n", 1)[1].split("\n\n", 1)[0]
+    return {"all"} | {line.strip().rstrip(",") for line in block.splitlines() if line.strip()}
+
+
+LOCAL_RULES = _local_rules()
 
 _SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 

@@ -1,12 +1,15 @@
 """The statistics rules of the workflow on tiny generated clinical tables (20 patients per
-center, a few events): splits, train_model, predict_model, stats, table1."""
+center, a few events): splits, identity, train_model, predict_model, stats, table1."""
 
 from __future__ import annotations
+
+import hashlib
 
 import pandas as pd
 import pytest
 
 from conftest import REPO, run_snakemake
+from mtnet.io.center import fingerprints
 from mtnet.stats.analyses import COLUMNS
 from stats_synthetic import clinical_table, write_table
 
@@ -17,7 +20,14 @@ def test_stats_rules_on_tiny_tables(tmp_path):
     for center, seed in (("TA", 1), ("TB", 2), ("TX", 3)):
         folder = tmp_path / "results" / "ingest" / center
         folder.mkdir(parents=True)
-        write_table(clinical_table(center, 20, seed, event_rate=0.17), folder / "clinical.tsv")
+        table = clinical_table(center, 20, seed, event_rate=0.17)
+        write_table(table, folder / "clinical.tsv")
+        # what rule identity reads (an image's hash stands in for the image)
+        images = {pid: hashlib.sha256(pid.encode()).hexdigest() for pid in table["patient_id"]}
+        write_table(fingerprints(table, images), folder / "fingerprints.tsv")
+    # the clinical model only: the tables are all these rules have (no images, no crops)
+    only_clinical = tmp_path / "clinical_only.yaml"
+    only_clinical.write_text("models: [Model-Clinical-LR]\n")
     targets = ["results/stats/table1.tsv"] + [
         f"results/stats/{c}/{k}.tsv"
         for c in ("TX", "pooled_train", "pooled_train_apparent")
@@ -29,6 +39,7 @@ def test_stats_rules_on_tiny_tables(tmp_path):
             "1",
             "--allowed-rules",
             "splits",
+            "identity",
             "train_model",
             "predict_model",
             "stats",
@@ -38,7 +49,7 @@ def test_stats_rules_on_tiny_tables(tmp_path):
         ],
         tmp_path,
         timeout=300,
-        configfiles=[REPO / "config" / "tiny.yaml"],
+        configfiles=[REPO / "config" / "tiny.yaml", only_clinical],
     )
     assert res.returncode == 0, res.stderr[-3000:]
     pred = pd.read_csv(tmp_path / "results/predictions/TA/Model-Clinical-LR.tsv", sep="\t")
