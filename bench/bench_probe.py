@@ -1,0 +1,118 @@
+"""A linear probe of MTnet's image features: do they carry the generator's image traits?
+
+Issue 13's goal: a linear read-out of the pooled image features, fitted on the training
+centers, predicts the heterogeneity and anti-corona traits on the external center with
+Pearson r >= 0.8. On a finished run of a synthetic cohort (``MTNET_BENCH_RESULTS=<run>/results``,
+default ``results/``) and for each fold model of ``MTNET_PROBE_MODEL`` (default Model-CR-DR):
+
+- features: every encoder level pooled over the whole crop and over the tumor mask
+  (what the fusion head and the H-score read), per patient;
+- a ridge regression (scikit-learn ``RidgeCV``, its penalty by leave-one-out on the
+  training patients, features standardised on them) from the features to each trait of
+  ``truth/patients.tsv``, fitted on the training centers;
+- its prediction for the external centers' patients, averaged over the fold models;
+  Pearson r with the trait (and Spearman, for a monotone read-out).
+
+The truth is read here, to measure, never by a model. Usage:
+``MTNET_BENCH_RESULTS=results python bench/bench_probe.py`` (also ``make bench``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TRAITS = ("heterogeneity", "margin_irregularity", "anti_corona", "capsule", "vessel_contact")
+GOAL_R = {"heterogeneity": 0.8, "anti_corona": 0.8}
+
+
+def _features(model, crops) -> "np.ndarray":
+    import numpy as np
+    import torch
+
+    from mtnet.model.mtnet.network import global_pool, masked_pool
+
+    net = model.network.eval()
+    image = torch.from_numpy(np.ascontiguousarray(crops["image"], np.float32))[:, None]
+    tumor = torch.from_numpy(np.ascontiguousarray(crops["tumor"], np.float32))[:, None]
+    rows = []
+    with torch.no_grad():
+        for s in range(0, len(image), 8):
+            x, t = image[s:s + 8], tumor[s:s + 8]
+            if model.config.mask_channel:
+                x = torch.cat([x, t], dim=1)
+            levels = net.encoder(x)
+            rows.append(torch.cat([torch.cat([global_pool(f), masked_pool(f, t)], dim=1)
+                                   for f in levels], dim=1).numpy())
+    return np.concatenate(rows).astype(np.float64)
+
+
+def run(results=None, model_name=None) -> dict:
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+    from sklearn.linear_model import RidgeCV
+    from sklearn.preprocessing import StandardScaler
+
+    sys.path.insert(0, str(REPO / "src"))
+    from mtnet.model.mtnet.family import _crops, _fold_models
+    from mtnet.tables import read_tsv
+
+    results = Path(results or os.environ.get("MTNET_BENCH_RESULTS", REPO / "results"))
+    model_name = model_name or os.environ.get("MTNET_PROBE_MODEL", "Model-CR-DR")
+    folder = results / "models" / model_name / "model"
+    if not folder.is_dir():
+        return {"skipped": f"no {folder} (run the workflow first, or set MTNET_BENCH_RESULTS)"}
+    roles = {}
+    for path in sorted((results / "synth").glob("*/truth/ceilings.json")):
+        roles[path.parent.parent.name] = json.loads(path.read_text())["role"]
+    if not roles:
+        return {"skipped": f"no synthetic truth under {results / 'synth'}"}
+    frames = {}
+    for center in roles:
+        clinical = read_tsv(results / "ingest" / center / "clinical.tsv")
+        truth = read_tsv(results / "synth" / center / "truth" / "patients.tsv")
+        frames[center] = clinical[["center", "patient_id"]].merge(
+            truth[["patient_id"] + [f"trait_{t}" for t in TRAITS]], on="patient_id")
+    train = pd.concat([frames[c] for c in roles if roles[c] == "train"], ignore_index=True)
+    external = {c: frames[c].reset_index(drop=True) for c in roles if roles[c] == "external"}
+    roi = {c: results / "tumor" / c / "roi" for c in roles}
+
+    _, models = _fold_models(folder)
+    preds = {c: {t: [] for t in TRAITS} for c in external}
+    fitted_r = {t: [] for t in TRAITS}
+    for model, _enc in models:
+        if not model.config.image:
+            return {"skipped": f"{model_name} has no image path"}
+        x_train = _features(model, _crops(train, roi, model.grid))
+        scaler = StandardScaler().fit(x_train)
+        xs = scaler.transform(x_train)
+        x_ext = {c: scaler.transform(_features(model, _crops(df, roi, model.grid)))
+                 for c, df in external.items()}
+        for trait in TRAITS:
+            y = train[f"trait_{trait}"].to_numpy(float)
+            probe = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit(xs, y)
+            fitted_r[trait].append(float(np.corrcoef(probe.predict(xs), y)[0, 1]))
+            for c in external:
+                preds[c][trait].append(probe.predict(x_ext[c]))
+    out = {"model": model_name, "results": str(results), "folds": len(models),
+           "n_train": len(train), "features": int(x_train.shape[1]), "centers": {}}
+    for c, df in external.items():
+        rows = {}
+        for trait in TRAITS:
+            y = df[f"trait_{trait}"].to_numpy(float)
+            p = np.mean(preds[c][trait], axis=0)
+            rows[trait] = {"pearson_r": round(float(stats.pearsonr(p, y)[0]), 3),
+                           "spearman_rho": round(float(stats.spearmanr(p, y)[0]), 3),
+                           "train_fit_r": round(float(np.mean(fitted_r[trait])), 3)}
+            if trait in GOAL_R:
+                rows[trait].update(goal_r=GOAL_R[trait], met=rows[trait]["pearson_r"] >= GOAL_R[trait])
+        out["centers"][c] = {"n": len(df), "traits": rows}
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(*sys.argv[1:3]), indent=2))
