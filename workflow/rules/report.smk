@@ -253,7 +253,6 @@ rule tumor_montage:
         runtime=20,
     params:
         synthetic=get_synthetic,
-        hu_window=config["tumor"]["hu_window"],
         note=get_center_note,
     script:
         "../scripts/tumor_montage.py"

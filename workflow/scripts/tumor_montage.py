@@ -10,5 +10,4 @@ with script_logging(smk):
         **dict(smk.input.items()),
         output=smk.output[0],
         synthetic=smk.params.synthetic,
-        hu_window=smk.params.hu_window,
     )

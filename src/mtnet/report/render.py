@@ -323,18 +323,18 @@ def tumor_montage(
     roi,
     output,
     synthetic: bool,
-    hu_window=(-100.0, 240.0),
     max_patients: int = 12,
 ) -> Path:
     """The first ``max_patients`` of a center: the axial CT slice through the tumor with
     the tumor (red) and its peritumoral ring (yellow), and the same slice of the MTnet ROI
-    crop (``roi/{pid}.npz``: windowed image, tumor red, liver green)."""
+    crop (``roi/{pid}.npz``: its HU clipped to the crop's window, as the network sees them;
+    tumor red, liver green)."""
     import SimpleITK as sitk
 
     from mtnet import imaging
+    from mtnet.tumor.roi import load_roi
 
     pids = imaging.patient_ids(images)[:max_patients]
-    lo, hi = (float(v) for v in hu_window)
     panels = []
     for pid in pids:
         ct = sitk.ReadImage(str(Path(images) / f"{pid}.nii.gz"))
@@ -349,11 +349,11 @@ def tumor_montage(
         )
         npz = Path(roi) / f"{pid}.npz"
         if npz.exists():
-            with np.load(npz) as z:
-                # back to HU, so the montage's window shows the crop as it shows the CT
-                img = lo + np.asarray(z["image"], float) * (hi - lo)
-                rt, rl = np.asarray(z["tumor"]), np.asarray(z["liver"])
-                rs = tuple(float(v) for v in z["spacing_mm"])[::-1]
+            crop = load_roi(npz)
+            # in HU, so the montage's window shows the crop as it shows the CT
+            img = np.clip(crop.hu.astype(float), *crop.hu_window)
+            rt, rl = crop.tumor, crop.liver
+            rs = tuple(float(v) for v in crop.spacing_mm)[::-1]
             panels.append(
                 imaging.montage_panel(
                     f"{pid} ROI {'x'.join(str(s) for s in img.shape[::-1])}",
