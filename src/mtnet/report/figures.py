@@ -87,7 +87,6 @@ TRAINING_COLUMNS = [
     "seg_dice",
     "inner_auc",
     "inner_loss",
-    "seconds",
 ]
 SUBGROUP_COLUMNS = ["factor", "row", "level", "n", "n_events", "auc", "ci_low", "ci_high", "p"]
 
@@ -737,7 +736,7 @@ _TRAINING_PANELS = [
 @_styled
 def training_curves_figure(log, *, model: str, synthetic: bool, title: str | None = None) -> Figure:
     """Training curves by epoch from a per-epoch TSV log (columns epoch, lr, train_loss,
-    bce, seg_loss, seg_dice, inner_auc, inner_loss, seconds; any but epoch may be NA):
+    bce, seg_loss, seg_dice, inner_auc, inner_loss, optionally seconds; any but epoch may be NA):
     the losses, the segmentation Dice and the inner-split AUC; a panel whose columns are all
     NA says "not recorded"."""
     df = frame(log, TRAINING_COLUMNS)
@@ -749,7 +748,8 @@ def training_curves_figure(log, *, model: str, synthetic: bool, title: str | Non
             column="epoch",
             fix="write one row per epoch with its number",
         )
-    seconds = pd.to_numeric(df["seconds"], errors="coerce")
+    # a log with the epochs' wall times (optional: the workflow's are in the job logs)
+    seconds = pd.to_numeric(df["seconds"], errors="coerce") if "seconds" in df else pd.Series(dtype=float)
     extra = f", {seconds.sum() / 60:.1f} min" if seconds.notna().any() else ""
     fig = _new_figure(9.6, 3.5, synthetic, title or f"Training — {model} ({len(df)} epochs{extra})")
     axes = fig.subplots(1, 3)

@@ -363,8 +363,10 @@ def save(model: FittedMTnet, folder) -> Path:
         "hscore_reference": None if model.hscore is None else model.hscore.to_list(),
         "info": model.info,
     }
-    (folder / MODEL_JSON).write_text(json.dumps(meta, indent=2) + "\n")
-    write_tsv(model.history, folder / LOG_TSV)
+    (folder / MODEL_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    # an epoch's wall time is in the job's log (the progress line), not in the model folder:
+    # two runs of the same config give the same files
+    write_tsv(model.history.drop(columns=["seconds"], errors="ignore"), folder / LOG_TSV)
     if model.stepwise_table is not None:
         write_tsv(model.stepwise_table, folder / STEPWISE_TSV)
         write_tsv(model.stepwise_steps, folder / STEPWISE_STEPS_TSV)

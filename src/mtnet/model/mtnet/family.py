@@ -170,7 +170,7 @@ def train_model(spec, inputs: dict, outputs: dict, settings: dict, seed: int, th
              "folds": [str(Path("..") / "folds" / p.name) for p in folds],
              "factors": [f for f in MODEL_FACTORS if f in factors],
              "settings": _settings(settings)[0], "seed": int(seed)}
-    (folder / "model.json").write_text(json.dumps(model, indent=2) + "\n")
+    (folder / "model.json").write_text(json.dumps(model, indent=2, sort_keys=True) + "\n")
     write_tsv(pd.concat(oof, ignore_index=True).sort_values(["center", "patient_id"]),
               folder / "oof.tsv")
     write_tsv(pd.DataFrame(rows, columns=SUMMARY_COLUMNS), outputs["summary"])
