@@ -26,18 +26,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "Model-Clinical-LR"
-CONFIG = {
-    "centers": {
-        "TA": {"synthetic": {"preset": "tiny", "n_patients": 14, "n_events": 3}},
-        "TB": {"synthetic": {"preset": "tiny", "n_patients": 10, "n_events": 2}},
-        "TX": {"synthetic": {"preset": "tiny", "n_patients": 6, "n_events": 1}},
-        "TY": {"role": "external", "source": "synthetic",
-               "synthetic": {"preset": "tiny", "n_patients": 4, "n_events": 1,
-                             "image_format": "dicom", "tumor_mask_format": "dicom-seg"}},
-    },
-    "models": [MODEL],
-    "clinical_lr": {"bootstrap": 50},
-}
+# the applet's smaller tiny cohort (one home for the test and the benchmark)
+CONFIG = {**yaml.safe_load((REPO / "config" / "applet_tiny.yaml").read_text()), "models": [MODEL]}
 
 
 def _env() -> dict:
