@@ -116,6 +116,17 @@ def test_default_params_file_is_valid_and_documented():
     assert "shape" not in make_extractor(DEFAULT_PARAMS, "ring").enabledFeatures
 
 
+def test_the_tiny_params_differ_from_the_default_in_the_image_types_only():
+    # config/tiny.yaml's cheaper set for the tests: the same features of the original image
+    tiny = validate_params(REPO / "config" / "radiomics_tiny.yaml")
+    default = validate_params(DEFAULT_PARAMS)
+    assert set(tiny["imageType"]) == {"Original"}
+    assert {k: v for k, v in tiny.items() if k != "imageType"} == \
+        {k: v for k, v in default.items() if k != "imageType"}
+    assert yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())["features"]["params"] \
+        == "config/radiomics_tiny.yaml"
+
+
 @pytest.mark.parametrize(
     "text,message",
     [

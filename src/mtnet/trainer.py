@@ -170,15 +170,21 @@ def autocast(device: torch.device, bf16: bool):
 
 
 @contextlib.contextmanager
-def runtime(device: torch.device, threads: int | None = None):
+def runtime(device: torch.device, threads: int | None = None, deterministic: bool = True):
     """Deterministic algorithms on the CPU, cuDNN autotuning on CUDA, torch's global RNG
-    forked (the caller's stream is left as it was); all restored on exit."""
+    forked (the caller's stream is left as it was); all restored on exit.
+
+    ``deterministic=False`` is for inference on the CPU: the flag governs backward kernels and
+    scatter/index ops, none of which a forward pass of our networks uses, and setting it
+    costs each process a 2-3 s import of torch._inductor (a prediction job's largest cost
+    after torch and MONAI themselves); the workflow tests check that two runs still give
+    byte-identical predictions."""
     previous = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads(),
                 torch.backends.cudnn.benchmark)
     cuda = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         try:
-            if device.type == "cpu":
+            if device.type == "cpu" and deterministic:
                 torch.use_deterministic_algorithms(True)
             else:
                 torch.backends.cudnn.benchmark = True
@@ -186,7 +192,8 @@ def runtime(device: torch.device, threads: int | None = None):
                 torch.set_num_threads(int(threads))
             yield
         finally:
-            torch.use_deterministic_algorithms(previous[0])
+            if torch.are_deterministic_algorithms_enabled() != previous[0]:
+                torch.use_deterministic_algorithms(previous[0])
             torch.set_num_threads(previous[1])
             torch.backends.cudnn.benchmark = previous[2]
 

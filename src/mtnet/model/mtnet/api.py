@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from mtnet.errors import InputError
 from mtnet.model.mtnet.data import resample_crops
+from mtnet.model.mtnet.family import LOG_TSV, MODEL_JSON, WEIGHTS
 from mtnet.model.mtnet.hscore import HScoreReference, raw_heterogeneity
 from mtnet.model.mtnet.network import MTnet, MTnetConfig, count_parameters
 from mtnet.model.mtnet.variants import resolve
@@ -30,7 +31,6 @@ from mtnet.tables import read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
 
-WEIGHTS, MODEL_JSON, LOG_TSV = "weights.pt", "model.json", "train_log.tsv"
 STEPWISE_TSV, STEPWISE_STEPS_TSV = "stepwise.tsv", "stepwise_steps.tsv"
 INIT_NAME, TRAIN_NAME, INNER_NAME = "mtnet-init", "mtnet", "mtnet-inner"
 
@@ -316,7 +316,8 @@ def predict_mtnet(model: FittedMTnet, crops: dict | None, clinical, device="cpu"
     net = model.network.to(dev).eval()
     logits, raws = [], []
     training = model.settings["training"]
-    with runtime(dev, training.get("threads")), torch.no_grad(), autocast(dev, bool(training["bf16"])):
+    with (runtime(dev, training.get("threads"), deterministic=False), torch.no_grad(),
+          autocast(dev, bool(training["bf16"]))):
         for s in range(0, n, bs):
             part = {k: v[s:s + bs].to(dev) for k, v in arrays.items()}
             res = net(part.get("image"), part.get("clinical"), part.get("tumor"),

@@ -32,6 +32,8 @@ from mtnet.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
+# a model folder's files (written by api.save and this module; read without torch here)
+WEIGHTS, MODEL_JSON, LOG_TSV = "weights.pt", "model.json", "train_log.tsv"
 ENCODING_JSON = "encoding.json"
 HELDOUT_TSV = "heldout.tsv"
 SUMMARY_COLUMNS = ["fold", "n_train", "events_train", "n_inner", "events_inner", "epochs_run",
@@ -146,7 +148,6 @@ def _fold_models(folder: Path):
 
 def train_model(spec, inputs: dict, outputs: dict, settings: dict, seed: int, threads: int = 1):
     """The fold ensemble: model.json (the folds), oof.tsv, summary.tsv, training_log.tsv."""
-    from mtnet.model.mtnet.api import LOG_TSV
     from mtnet.tables import read_tsv, write_tsv
 
     folder = Path(outputs["model"])
@@ -188,10 +189,14 @@ def predict_ensemble_center(folder, patients: pd.DataFrame, roi_dir, device="cpu
     from mtnet.model.mtnet.api import predict_mtnet
 
     meta, models = _fold_models(Path(folder))
-    risks, hs = [], []
+    risks, hs, grids = [], [], {}  # the folds share a grid: the crops are read once
     for model, enc in models:
-        crops = (_crops(patients, {patients["center"].iloc[0]: Path(roi_dir)}, model.grid)
-                 if model.config.image else None)
+        crops = None
+        if model.config.image:
+            if model.grid not in grids:
+                grids[model.grid] = _crops(patients, {patients["center"].iloc[0]: Path(roi_dir)},
+                                           model.grid)
+            crops = grids[model.grid]
         clinical = enc.standardized(patients, center=patients["center"].iloc[0]) if enc is not None else None
         r, h = predict_mtnet(model, crops, clinical, device=device)
         risks.append(r)
