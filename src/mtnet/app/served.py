@@ -69,6 +69,17 @@ class ServedModel:
     def stage_settings(self, stage: str) -> dict:
         return dict((self.identity.get("settings") or {}).get(stage) or {})
 
+    @property
+    def trained(self) -> str:
+        """When the model was trained: identity.json's modification time (UTC), since the
+        file itself holds no time (two runs write the same bytes)."""
+        from datetime import datetime, timezone
+
+        from mtnet.model.identity import IDENTITY_FILE
+
+        mtime = (self.folder / IDENTITY_FILE).stat().st_mtime
+        return datetime.fromtimestamp(mtime, timezone.utc).isoformat(timespec="seconds")
+
     def describe(self) -> dict:
         """The identity shown with every result (name, training centers, code, synthetic)."""
         return {
@@ -79,7 +90,7 @@ class ServedModel:
                 for c in self.training_centers],
             "mtnet_version": (self.identity.get("code") or {}).get("mtnet_version"),
             "commit": self.commit,
-            "created": self.identity.get("created"),
+            "created": self.trained,
             "synthetic": self.synthetic,
             "youden_threshold": self.threshold,
             "h_score_median": self.h_score_median,

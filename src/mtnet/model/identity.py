@@ -17,7 +17,6 @@ risks and outcomes), as the statistics fix them.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +79,8 @@ def write_identity(spec, folder, inputs: dict, stage_settings: dict, centers: di
         "information": spec.information,
         "description": spec.description,
         "code": code_identity(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # no wall-clock time: a rerun or a resumed run writes the same bytes (the applet
+        # shows the file's modification time as "trained")
         "training_centers": train,
         "synthetic": any(c["source"] == "synthetic" for c in train),
         "settings": stage_settings,

@@ -8,10 +8,10 @@ from its log. :mod:`mtnet.report.audit` checks a tree against it.
 
 Not hashed, and so not checked: ``results/logs/`` (they hold times; their wall times are
 recorded instead), the manifest and its summary page, and ``results/report.html`` (written
-by ``snakemake --report`` after the run). A file that embeds a wall-clock time (a model's
-``identity.json``: ``created``) carries, beside its sha256, a ``content_sha256`` of what it
-holds without it, so that two runs compare equal "except for times" (two clean runs of the
-``tiny`` preset differ in no other file).
+by ``snakemake --report`` after the run). A JSON output that embeds a wall-clock time
+(a top-level ``created``) carries, beside its sha256, a ``content_sha256`` of what it holds
+without it, so that two runs compare equal "except for times"; the workflow's own outputs
+hold no time (two clean runs, and a killed-and-resumed one, write the same bytes).
 """
 
 from __future__ import annotations
