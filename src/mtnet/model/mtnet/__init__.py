@@ -3,7 +3,8 @@
 Layout: ``network`` (the modules and the one model class), ``variants`` (the variants and
 size presets: tables the model registry reads, importable without torch), ``hscore`` (the
 image heterogeneity score), ``data`` (crops in, folds), ``api`` (train / predict / save /
-load). The trainer shared with the liver UNet is :mod:`mtnet.trainer`.
+load), ``files`` (a model folder's file names), ``family`` (the workflow's folds and
+ensemble). The trainer shared with the liver UNet is :mod:`mtnet.trainer`.
 docs/mtnet.md describes the whole.
 
 Names are imported on first use, so that ``mtnet.model.mtnet.variants`` can be read

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from mtnet.errors import InputError
 from mtnet.model.mtnet.data import resample_crops
-from mtnet.model.mtnet.family import LOG_TSV, MODEL_JSON, WEIGHTS
+from mtnet.model.mtnet.files import (LOG_TSV, MODEL_JSON, STEPWISE_STEPS_TSV, STEPWISE_TSV,
+                                     WEIGHTS)
 from mtnet.model.mtnet.hscore import HScoreReference, raw_heterogeneity
 from mtnet.model.mtnet.network import MTnet, MTnetConfig, count_parameters
 from mtnet.model.mtnet.variants import resolve
@@ -31,7 +32,6 @@ from mtnet.tables import read_tsv, write_tsv
 
 log = logging.getLogger(__name__)
 
-STEPWISE_TSV, STEPWISE_STEPS_TSV = "stepwise.tsv", "stepwise_steps.tsv"
 INIT_NAME, TRAIN_NAME, INNER_NAME = "mtnet-init", "mtnet", "mtnet-inner"
 
 

@@ -28,14 +28,11 @@ import numpy as np
 import pandas as pd
 
 from mtnet.errors import InputError
+from mtnet.model.mtnet.files import ENCODING_JSON, HELDOUT_TSV, LOG_TSV, MODEL_JSON, STEPWISE_TSV
 from mtnet.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
-# a model folder's files (written by api.save and this module; read without torch here)
-WEIGHTS, MODEL_JSON, LOG_TSV = "weights.pt", "model.json", "train_log.tsv"
-ENCODING_JSON = "encoding.json"
-HELDOUT_TSV = "heldout.tsv"
 SUMMARY_COLUMNS = ["fold", "n_train", "events_train", "n_inner", "events_inner", "epochs_run",
                    "best_epoch", "best_inner_auc", "stopped_early", "parameters", "device",
                    "clinical_factors"]
@@ -136,7 +133,7 @@ def _fold_models(folder: Path):
     from mtnet.factors import Encoding
     from mtnet.model.mtnet.api import load
 
-    meta = json.loads((folder / "model.json").read_text())
+    meta = json.loads((folder / MODEL_JSON).read_text())
     out = []
     for rel in meta["folds"]:
         fold_dir = (folder / rel).resolve()
@@ -155,7 +152,7 @@ def train_model(spec, inputs: dict, outputs: dict, settings: dict, seed: int, th
     folds = sorted((Path(p) for p in inputs["folds"]), key=lambda p: int(p.name))
     rows, logs, oof, factors = [], [], [], set()
     for fold_dir in folds:
-        meta = json.loads((fold_dir / "model.json").read_text())
+        meta = json.loads((fold_dir / MODEL_JSON).read_text())
         info = meta["info"]
         enc_path = fold_dir / ENCODING_JSON
         if enc_path.exists():
@@ -171,16 +168,16 @@ def train_model(spec, inputs: dict, outputs: dict, settings: dict, seed: int, th
              "folds": [str(Path("..") / "folds" / p.name) for p in folds],
              "factors": [f for f in MODEL_FACTORS if f in factors],
              "settings": _settings(settings)[0], "seed": int(seed)}
-    (folder / "model.json").write_text(json.dumps(model, indent=2, sort_keys=True) + "\n")
+    (folder / MODEL_JSON).write_text(json.dumps(model, indent=2, sort_keys=True) + "\n")
     write_tsv(pd.concat(oof, ignore_index=True).sort_values(["center", "patient_id"]),
               folder / "oof.tsv")
     write_tsv(pd.DataFrame(rows, columns=SUMMARY_COLUMNS), outputs["summary"])
     log_table = pd.concat(logs, ignore_index=True)
     write_tsv(log_table[["fold"] + [c for c in log_table.columns if c != "fold"]], outputs["log"])
-    stepwise = folds[0] / "stepwise.tsv"
+    stepwise = folds[0] / STEPWISE_TSV
     if stepwise.exists():  # Model-Logistic-CR-DR: each fold's screen, beside the model
-        write_tsv(pd.concat([read_tsv(f / "stepwise.tsv").assign(fold=int(f.name)) for f in folds],
-                            ignore_index=True), folder / "stepwise.tsv")
+        write_tsv(pd.concat([read_tsv(f / STEPWISE_TSV).assign(fold=int(f.name)) for f in folds],
+                            ignore_index=True), folder / STEPWISE_TSV)
     return model
 
 
