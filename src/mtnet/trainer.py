@@ -184,10 +184,10 @@ def runtime(device: torch.device, threads: int | None = None, deterministic: boo
     cuda = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         try:
-            if device.type == "cpu" and deterministic:
-                torch.use_deterministic_algorithms(True)
-            else:
+            if device.type != "cpu":
                 torch.backends.cudnn.benchmark = True
+            elif deterministic:
+                torch.use_deterministic_algorithms(True)
             if threads:
                 torch.set_num_threads(int(threads))
             yield

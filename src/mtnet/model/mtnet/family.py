@@ -186,15 +186,15 @@ def predict_ensemble_center(folder, patients: pd.DataFrame, roi_dir, device="cpu
     from mtnet.model.mtnet.api import predict_mtnet
 
     meta, models = _fold_models(Path(folder))
-    risks, hs, grids = [], [], {}  # the folds share a grid: the crops are read once
+    center = patients["center"].iloc[0]
+    risks, hs, by_grid = [], [], {}  # the folds share a grid: the crops are read once
     for model, enc in models:
         crops = None
         if model.config.image:
-            if model.grid not in grids:
-                grids[model.grid] = _crops(patients, {patients["center"].iloc[0]: Path(roi_dir)},
-                                           model.grid)
-            crops = grids[model.grid]
-        clinical = enc.standardized(patients, center=patients["center"].iloc[0]) if enc is not None else None
+            if model.grid not in by_grid:
+                by_grid[model.grid] = _crops(patients, {center: Path(roi_dir)}, model.grid)
+            crops = by_grid[model.grid]
+        clinical = enc.standardized(patients, center=center) if enc is not None else None
         r, h = predict_mtnet(model, crops, clinical, device=device)
         risks.append(r)
         hs.append(h)
