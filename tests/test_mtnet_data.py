@@ -11,6 +11,8 @@ from mtnet_toy import toy_cohort, write_roi
 
 from mtnet.errors import InputError
 from mtnet.model.mtnet import load_crops, resample_crops
+from mtnet.model.mtnet.data import tumor_view
+from mtnet.model.mtnet.variants import resolve
 from mtnet.model.splits import make_folds
 
 
@@ -120,3 +122,58 @@ def test_fold_input_errors():
     odd.loc[3, "mvi"] = 2
     with pytest.raises(InputError, match="patient A-003.*mvi must be 0/1"):
         make_folds(odd, 5, 1)
+
+
+def _ramp_crop(shape=(40, 48, 56), spacing_zyx=(2.5, 1.5, 2.0)):
+    """A crop whose image is a linear function of the physical position (trilinear sampling
+    reproduces it exactly) and a box tumor off the centre."""
+    sz, sy, sx = spacing_zyx
+    z, y, x = np.indices(shape, dtype=np.float64)
+    image = (0.004 * z * sz + 0.003 * y * sy + 0.002 * x * sx).astype(np.float32)
+    tumor = np.zeros(shape, np.uint8)
+    tumor[12:20, 10:22, 30:40] = 1  # 20 x 18 x 20 mm
+    return image, tumor, np.ones(shape, np.uint8), np.asarray(spacing_zyx)
+
+
+def test_the_tumor_view_is_a_cube_centred_on_the_lesion_at_the_grid_s_resolution():
+    image, tumor, liver, spacing = _ramp_crop()
+    grid, margin = (16, 16, 16), 6.0
+    img, tum, liv = tumor_view(image, tumor, liver, spacing, grid, margin)
+    assert img.shape == tum.shape == liv.shape == grid
+    side = 20.0 + 2 * margin  # the longest extent (z and x: 20 mm) plus the margins
+    centre = np.array([15.5, 15.5, 34.5]) * spacing  # mm, voxel centres (z, y, x)
+    step = side / 16
+    for idx in [(0, 0, 0), (15, 15, 15), (3, 9, 12), (8, 8, 8)]:
+        pos = centre + (np.asarray(idx) + 0.5 - 8) * step
+        assert img[idx] == pytest.approx(0.004 * pos[0] + 0.003 * pos[1] + 0.002 * pos[2],
+                                         abs=1e-5), idx
+    # the lesion fills its share of the cube, in the middle, and lies wholly inside it
+    assert tum.sum() == pytest.approx((20 / side) * (18 / side) * (20 / side) * 16 ** 3, rel=0.2)
+    assert np.allclose(np.argwhere(tum).mean(0), 7.5, atol=0.6)
+    assert not tum[0].any() and not tum[-1].any() and not tum[:, :, 0].any()
+
+
+def test_the_tumor_view_pads_outside_the_crop_and_keeps_a_tiny_lesion():
+    image, _, liver, spacing = _ramp_crop()
+    tumor = np.zeros_like(liver)
+    tumor[0, 0, 0] = 1  # one voxel in the crop's corner: the cube reaches past it
+    img, tum, liv = tumor_view(image, tumor, liver, spacing, (8, 8, 8), 20.0)
+    assert (img[0] == 0).all() and (liv[0] == 0).all() and liv[-1].any()
+    assert tum.sum() == 1 and tum[3, 3, 3] == 1
+
+
+def test_crops_load_through_the_view_the_model_was_trained_with(roi):
+    root, crops = roi
+    whole = load_crops([root / "TA" / "roi"], ["TA-0000"], grid=(8, 8, 8))
+    lesion = load_crops([root / "TA" / "roi"], ["TA-0000"], grid=(8, 8, 8), view="tumor",
+                        margin_mm=4.0)
+    assert list(whole["view"]) == ["liver"] and list(lesion["view"]) == ["tumor+4mm"]
+    # the lesion fills far more of its own view than of the liver box
+    assert lesion["tumor"].mean() > 2 * whole["tumor"].mean()
+    with pytest.raises(InputError, match="unknown MTnet view 'lesion'"):
+        load_crops([root / "TA" / "roi"], ["TA-0000"], grid=(8, 8, 8), view="lesion")
+    with pytest.raises(InputError, match="the tumor view needs a grid"):
+        load_crops([root / "TA" / "roi"], ["TA-0000"], view="tumor")
+    with pytest.raises(InputError, match="unknown MTnet view"):
+        resolve("Model-DR", {"size": "tiny", "view": "lesion"})
+    assert resolve("Model-DR", {"size": "tiny", "view": "tumor"})["view"] == "tumor"

@@ -136,3 +136,28 @@ def test_settings_merge_preset_variant_and_overrides():
     assert r["seg_weight"] == 0.0 and r["network"]["segmentation"] is False
     assert resolve("Model-CR-DR")["size"] == "cpu"
     assert resolve("Model-Logistic-CR-DR")["stepwise"] is True
+
+
+def test_a_tumor_view_model_keeps_its_view_and_refuses_crops_seen_otherwise(tmp_path):
+    from mtnet_toy import write_roi
+
+    from mtnet.model.mtnet import load_crops
+
+    data = toy_cohort(12, seed=21, centers=("TA",))
+    write_roi(tmp_path / "TA" / "roi", data["crops"])
+    pids = list(data["crops"]["patient_id"])
+    grid = resolve("Model-DR", QUICK)["grid"]
+    lesion = load_crops([tmp_path / "TA" / "roi"], pids, grid, view="tumor", margin_mm=8.0)
+    settings = {**QUICK, "view": "tumor", "view_margin_mm": 8.0}
+    model = train_mtnet("Model-DR", lesion, None, [], data["y"], data["strata"], settings, seed=3)
+    assert model.view == ("tumor", 8.0)
+    save(model, tmp_path / "model")
+    back = load(tmp_path / "model")
+    assert back.view == ("tumor", 8.0)
+    risk, _ = predict_mtnet(back, lesion, None)
+    assert risk.tobytes() == predict_mtnet(model, lesion, None)[0].tobytes()
+    whole = load_crops([tmp_path / "TA" / "roi"], pids, grid)
+    with pytest.raises(InputError, match="crops seen through liver, the model needs tumor\\+8mm"):
+        predict_mtnet(back, whole, None)
+    with pytest.raises(InputError, match="crops seen through tumor\\+8mm, the model needs liver"):
+        train_mtnet("Model-DR", lesion, None, [], data["y"], data["strata"], QUICK, seed=3)

@@ -24,7 +24,7 @@ from mtnet.model.mtnet.files import (LOG_TSV, MODEL_JSON, STEPWISE_STEPS_TSV, ST
                                      WEIGHTS)
 from mtnet.model.mtnet.hscore import HScoreReference, raw_heterogeneity
 from mtnet.model.mtnet.network import MTnet, MTnetConfig, count_parameters
-from mtnet.model.mtnet.variants import resolve
+from mtnet.model.mtnet.variants import EXTRA, resolve, view_name
 from mtnet.trainer import (Augmentation, TrainConfig, autocast, fit, hard_dice,
                                  resolve_device, roc_auc, runtime, stratified_holdout)
 from mtnet.seeds import derive_seed
@@ -132,6 +132,13 @@ class FittedMTnet:
     def grid(self) -> tuple[int, int, int]:
         return tuple(self.settings["grid"])
 
+    @property
+    def view(self) -> tuple[str, float]:
+        """(field of view, margin in mm) of the crops; a model saved before the setting
+        existed saw the liver box."""
+        return (self.settings.get("view", EXTRA["view"]),
+                float(self.settings.get("view_margin_mm", EXTRA["view_margin_mm"])))
+
 
 def _settings_json(resolved: dict) -> dict:
     out = {k: v for k, v in resolved.items() if k not in ("training",)}
@@ -142,8 +149,10 @@ def _settings_json(resolved: dict) -> dict:
     return out
 
 
-def _tensors(crops: dict | None, clinical, grid, config: MTnetConfig, n: int) -> dict:
-    """CPU tensors of the inputs this configuration uses, checked against ``n`` patients."""
+def _tensors(crops: dict | None, clinical, grid, config: MTnetConfig, n: int,
+             view: str = EXTRA["view"]) -> dict:
+    """CPU tensors of the inputs this configuration uses, checked against ``n`` patients
+    and the field of view ``view`` (:func:`~mtnet.model.mtnet.variants.view_name`)."""
     arrays: dict = {}
     if config.image:
         if crops is None:
@@ -151,6 +160,10 @@ def _tensors(crops: dict | None, clinical, grid, config: MTnetConfig, n: int) ->
         if len(crops["image"]) != n:
             raise InputError(f"{len(crops['image'])} crops for {n} patients",
                              fix="pass the crops of the same patients, in the same order")
+        seen = sorted(set(np.asarray(crops.get("view", [EXTRA["view"]] * n)).tolist()))
+        if seen != [view]:
+            raise InputError(f"crops seen through {', '.join(seen)}, the model needs {view}",
+                             fix=f"load the crops with the model's view ({view})")
         on_grid = resample_crops(crops, grid)
         arrays["image"] = torch.from_numpy(np.ascontiguousarray(on_grid["image"], np.float32))[:, None]
         arrays["tumor"] = torch.from_numpy(np.ascontiguousarray(on_grid["tumor"], np.uint8))[:, None]
@@ -232,7 +245,8 @@ def train_mtnet(variant: str, crops: dict | None, clinical, factor_names, y, str
     if config.image and any(g % config.divisor for g in grid):
         raise InputError(f"grid {grid} is not divisible by {config.divisor} "
                          f"({len(config.channels)} levels)", fix="choose a grid that is")
-    arrays = _tensors(crops, None if clinical is None else clinical[:, used], grid, config, n)
+    arrays = _tensors(crops, None if clinical is None else clinical[:, used], grid, config, n,
+                      view_name(resolved["view"], resolved["view_margin_mm"]))
     arrays["y"] = torch.from_numpy(y.astype(np.float32))
 
     inner = stratified_holdout(strata, y, resolved["inner_fraction"], seed, INNER_NAME)
@@ -310,7 +324,7 @@ def predict_mtnet(model: FittedMTnet, crops: dict | None, clinical, device="cpu"
         clinical = _check_clinical(clinical, model.factor_names, n, True)
         n = clinical.shape[0]
         clinical = clinical[:, model.used_columns]
-    arrays = _tensors(crops, clinical, model.grid, config, n)
+    arrays = _tensors(crops, clinical, model.grid, config, n, view_name(*model.view))
     dev = resolve_device(device)
     bs = int(batch_size or model.settings.get("predict_batch_size", 8))
     net = model.network.to(dev).eval()

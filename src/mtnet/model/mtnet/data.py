@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mtnet.errors import InputError
+from mtnet.model.mtnet.variants import EXTRA, VIEWS, view_name
 from mtnet.tumor.roi import load_roi
 
 log = logging.getLogger(__name__)
@@ -24,16 +25,25 @@ def _center_of(roi_dir: Path) -> str:
     return roi_dir.parent.name if roi_dir.name == "roi" else roi_dir.name
 
 
-def load_crops(roi_dirs, patient_ids, grid=None) -> dict:
+def load_crops(roi_dirs, patient_ids, grid=None, view: str = EXTRA["view"],
+               margin_mm: float = EXTRA["view_margin_mm"]) -> dict:
     """The crops of ``patient_ids`` (in that order) from the centers' ``roi/`` folders.
 
-    Returns ``patient_id`` and ``center`` (str arrays, (N,)), ``image`` float32
+    Returns ``patient_id``, ``center`` and ``view`` (str arrays, (N,); the view as
+    :func:`~mtnet.model.mtnet.variants.view_name` writes it), ``image`` float32
     (N, D, H, W) in [0, 1], ``tumor`` and ``liver`` uint8 (N, D, H, W). ``grid``
     ((D, H, W) or None): resampled on load with :func:`resample_crops`; without it every
-    crop must already share one grid. A patient found in no folder, or in two, a crop
+    crop must already share one grid. ``view="tumor"`` (needs ``grid``): instead of the whole
+    crop, the cube of :func:`tumor_view` (the lesion plus ``margin_mm`` on every side).
+    A patient found in no folder, or in two, a crop
     of an older format (no HU) or an empty tumor mask is an
     :class:`~mtnet.errors.InputError` naming the patient and the file.
     """
+    if view not in VIEWS:
+        raise InputError(f"unknown MTnet view {view!r} (known: {', '.join(VIEWS)})",
+                         fix="set view to liver or tumor")
+    if view == "tumor" and grid is None:
+        raise InputError("the tumor view needs a grid", fix="pass grid=")
     roi_dirs = [Path(d) for d in roi_dirs]
     found: dict[str, list[Path]] = {}
     for d in roi_dirs:
@@ -63,7 +73,11 @@ def load_crops(roi_dirs, patient_ids, grid=None) -> dict:
         if not tumor.any():
             raise InputError("crop's tumor mask is empty", center=center, patient=pid, path=path,
                              fix="check the tumor mask of this patient")
-        if grid is not None:
+        if view == "tumor":
+            # the crop's spacing is (x, y, z); the arrays are (z, y, x)
+            image, tumor, liver = tumor_view(image, tumor, liver, roi.spacing_mm[::-1], grid,
+                                             margin_mm)
+        elif grid is not None:
             one = resample_crops({"image": image[None], "tumor": tumor[None],
                                   "liver": liver[None]}, grid)
             image, tumor, liver = one["image"][0], one["tumor"][0], one["liver"][0]
@@ -79,6 +93,7 @@ def load_crops(roi_dirs, patient_ids, grid=None) -> dict:
     return {
         "patient_id": np.array(out["patient_id"], dtype=str),
         "center": np.array(out["center"], dtype=str),
+        "view": np.full(len(out["patient_id"]), view_name(view, margin_mm)),
         **{k: (np.stack(out[k]) if out[k] else np.empty((0, 0, 0, 0), np.float32)) for k in ARRAYS},
     }
 
@@ -108,3 +123,42 @@ def resample_crops(crops: dict, grid) -> dict:
                      key, "x".join(map(str, grid)))
         out[key] = near.numpy().astype(np.uint8)
     return out
+
+
+def tumor_view(image: np.ndarray, tumor: np.ndarray, liver: np.ndarray, spacing_zyx, grid,
+               margin_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One patient's crop arrays (D, H, W) seen through a cube centred on the tumor mask's
+    bounding box: side = the box's longest physical extent + 2 ``margin_mm``, isotropic,
+    sampled on ``grid`` (image trilinear, masks nearest; outside the crop the image is 0,
+    the window's floor, and the masks are 0). Every tumor voxel lies inside the cube, so the
+    lesion, its capsule and its peritumoral ring are seen at the grid's full resolution
+    whatever the liver's size."""
+    spacing = np.asarray(spacing_zyx, np.float64)
+    grid = tuple(int(g) for g in grid)
+    idx = np.argwhere(tumor > 0)
+    lo, hi = idx.min(0), idx.max(0)
+    centre = (lo + hi) / 2.0  # voxel-centre coordinates, (z, y, x)
+    side = float(((hi - lo + 1) * spacing).max() + 2.0 * max(float(margin_mm), 0.0))
+    # the cube's voxel centres in source voxel coordinates, then grid_sample's [-1, 1]
+    # (align_corners=False: -1 and 1 are the outer faces of the source's edge voxels)
+    axes = []
+    for a in range(3):
+        offset_mm = ((np.arange(grid[a]) + 0.5) / grid[a] - 0.5) * side
+        voxel = centre[a] + offset_mm / spacing[a]
+        axes.append((2.0 * voxel + 1.0) / image.shape[a] - 1.0)
+    zz, yy, xx = np.meshgrid(*axes, indexing="ij")
+    sample = torch.from_numpy(np.stack([xx, yy, zz], -1)[None].astype(np.float32))
+
+    def warp(a, mode):
+        x = torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
+        return F.grid_sample(x, sample, mode=mode, padding_mode="zeros",
+                             align_corners=False)[0, 0].numpy()
+
+    out_tumor = warp(tumor, "nearest") > 0.5
+    if not out_tumor.any():
+        # a lesion smaller than one cube voxel: the voxel at its centre (the cube's)
+        out_tumor[tuple((g - 1) // 2 for g in grid)] = True
+        log.info("a tumor too small for the %s view kept as its centre voxel",
+                 "x".join(map(str, grid)))
+    return (warp(image, "bilinear").astype(np.float32), out_tumor.astype(np.uint8),
+            (warp(liver, "nearest") > 0.5).astype(np.uint8))

@@ -47,8 +47,9 @@ def _settings(settings: dict) -> tuple[dict, str]:
     return {"size": s["size"], "threads": s["threads"], **(s["overrides"] or {})}, s["device"]
 
 
-def _crops(patients: pd.DataFrame, roi_dirs: dict, grid):
-    """The crops of ``patients`` (center, patient_id), center by center, in their order."""
+def _crops(patients: pd.DataFrame, roi_dirs: dict, grid, view: tuple[str, float]):
+    """The crops of ``patients`` (center, patient_id), center by center, in their order,
+    on ``grid`` through ``view`` (field of view, margin in mm)."""
     from mtnet.model.mtnet.data import load_crops
 
     parts = []
@@ -56,7 +57,8 @@ def _crops(patients: pd.DataFrame, roi_dirs: dict, grid):
         if center not in roi_dirs:
             raise InputError("no roi folder for this center", center=center,
                              fix="run the tumor stage for it")
-        parts.append((rows.index, load_crops([roi_dirs[center]], rows["patient_id"].tolist(), grid)))
+        parts.append((rows.index, load_crops([roi_dirs[center]], rows["patient_id"].tolist(),
+                                             grid, *view)))
     order = np.argsort(np.concatenate([idx.to_numpy() for idx, _ in parts]), kind="stable")
     return {k: np.concatenate([c[k] for _, c in parts])[order] for k in parts[0][1]}
 
@@ -91,7 +93,8 @@ def train_fold(spec, inputs: dict, fold_dir, fold: int, settings: dict, seed: in
     from mtnet.tables import read_clinical_tables, write_tsv
 
     mt_settings, device = _settings(settings)
-    grid = resolve(spec.name, mt_settings)["grid"]
+    resolved = resolve(spec.name, mt_settings)
+    grid, view = resolved["grid"], (resolved["view"], resolved["view_margin_mm"])
     clin = read_clinical_tables(inputs["clinical"])
     clin = clin[pd.to_numeric(clin["mvi"], errors="coerce").notna()].reset_index(drop=True)
     held = fold_of(read_folds(inputs["splits"]), clin) == int(fold)
@@ -102,8 +105,8 @@ def train_fold(spec, inputs: dict, fold_dir, fold: int, settings: dict, seed: in
     enc, x_train, names, x_test = _clinical_block(spec, train, test)
     image = VARIANTS[spec.name]["image"]
     roi = _roi_dirs(inputs.get("roi"))
-    crops_train = _crops(train, roi, grid) if image else None
-    crops_test = _crops(test, roi, grid) if image else None
+    crops_train = _crops(train, roi, grid, view) if image else None
+    crops_test = _crops(test, roi, grid, view) if image else None
     fold_seed = derive_seed(seed, spec.name, "fold", int(fold))
     fold_dir = Path(fold_dir)
     work = _checkpoint_dir(fold_dir.parent.parent, int(fold),
@@ -187,13 +190,14 @@ def predict_ensemble_center(folder, patients: pd.DataFrame, roi_dir, device="cpu
 
     meta, models = _fold_models(Path(folder))
     center = patients["center"].iloc[0]
-    risks, hs, by_grid = [], [], {}  # the folds share a grid: the crops are read once
+    risks, hs, by_view = [], [], {}  # the folds share a grid and view: crops read once
     for model, enc in models:
         crops = None
         if model.config.image:
-            if model.grid not in by_grid:
-                by_grid[model.grid] = _crops(patients, {center: Path(roi_dir)}, model.grid)
-            crops = by_grid[model.grid]
+            key = (model.grid, model.view)
+            if key not in by_view:
+                by_view[key] = _crops(patients, {center: Path(roi_dir)}, *key)
+            crops = by_view[key]
         clinical = enc.standardized(patients, center=center) if enc is not None else None
         r, h = predict_mtnet(model, crops, clinical, device=device)
         risks.append(r)

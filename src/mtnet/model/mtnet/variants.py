@@ -61,9 +61,19 @@ ENTRY_POINTS = {"train": "mtnet.model.mtnet.api:train_mtnet",
                 "folds": "mtnet.model.splits:make_folds",
                 "crops": "mtnet.model.mtnet.data:load_crops"}
 
+# the field of view put on the grid (mtnet.model.mtnet.data.load_crops): the whole liver box
+# the tumor stage cropped, or a cube around the target lesion cut from it, the lesion's
+# longest extent plus ``view_margin_mm`` on every side (docs/mtnet.md, "Field of view")
+VIEWS = ("liver", "tumor")
 # settings that are neither MTnetConfig nor TrainConfig fields
 EXTRA = {"size": DEFAULT_SIZE, "grid": None, "seg_weight": 1.0, "inner_fraction": 0.2,
-         "p_remove": 0.10, "stepwise_test": "wald", "predict_batch_size": 8}
+         "p_remove": 0.10, "stepwise_test": "wald", "predict_batch_size": 8,
+         "view": "liver", "view_margin_mm": 15.0}
+
+
+def view_name(view: str, margin_mm: float) -> str:
+    """How a crop set names its field of view (``liver``, ``tumor+15mm``)."""
+    return view if view == "liver" else f"{view}+{float(margin_mm):g}mm"
 
 
 def variant_names() -> list[str]:
@@ -75,9 +85,9 @@ def resolve(variant: str, settings: dict | None = None) -> dict:
 
     Returns ``{"variant", "size", "grid", "network": {...MTnetConfig fields but
     n_factors}, "training": TrainConfig, "seg_weight", "inner_fraction", "stepwise",
-    "p_remove", "stepwise_test", "predict_batch_size"}``. An unknown key, or a setting that
-    would change what the variant is (image, clinical, segmentation, stepwise), is an
-    :class:`~mtnet.errors.InputError`.
+    "p_remove", "stepwise_test", "predict_batch_size", "view", "view_margin_mm"}``. An
+    unknown key, or a setting that would change what the variant is (image, clinical,
+    segmentation, stepwise), is an :class:`~mtnet.errors.InputError`.
     """
     from mtnet.model.mtnet.network import MTnetConfig
     from mtnet.trainer import AugmentConfig, TrainConfig
@@ -118,6 +128,12 @@ def resolve(variant: str, settings: dict | None = None) -> dict:
     grid = tuple(int(g) for g in merged["grid"])
     if len(grid) != 3:
         raise InputError(f"grid must have 3 sizes (D, H, W), got {merged['grid']}")
+    if merged["view"] not in VIEWS:
+        raise InputError(f"unknown MTnet view {merged['view']!r} (known: {', '.join(VIEWS)})",
+                         fix="set view to liver or tumor")
+    margin = float(merged["view_margin_mm"])
+    if not margin >= 0:
+        raise InputError(f"view_margin_mm must be >= 0, got {merged['view_margin_mm']}")
     return {
         "variant": variant, "size": size, "grid": grid, "network": network,
         "training": training, "seg_weight": float(merged["seg_weight"]),
@@ -125,4 +141,5 @@ def resolve(variant: str, settings: dict | None = None) -> dict:
         "stepwise": bool(merged.get("stepwise", False)), "p_remove": float(merged["p_remove"]),
         "stepwise_test": merged["stepwise_test"],
         "predict_batch_size": int(merged["predict_batch_size"]),
+        "view": merged["view"], "view_margin_mm": margin,
     }
