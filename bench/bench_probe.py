@@ -87,10 +87,10 @@ def run(results=None, model_name=None) -> dict:
     for model, _enc in models:
         if not model.config.image:
             return {"skipped": f"{model_name} has no image path"}
-        x_train = _features(model, _crops(train, roi, model.grid))
+        x_train = _features(model, _crops(train, roi, model.grid, model.view))
         scaler = StandardScaler().fit(x_train)
         xs = scaler.transform(x_train)
-        x_ext = {c: scaler.transform(_features(model, _crops(df, roi, model.grid)))
+        x_ext = {c: scaler.transform(_features(model, _crops(df, roi, model.grid, model.view)))
                  for c, df in external.items()}
         for trait in TRAITS:
             y = train[f"trait_{trait}"].to_numpy(float)
