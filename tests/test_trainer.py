@@ -253,3 +253,27 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no GPU"):
             T.resolve_device("cuda")
+
+
+def test_training_on_the_cpu_runs_deterministic_kernels_without_importing_inductor():
+    """The switch is on inside ``runtime`` and restored after; torch._inductor (a 2-4 s
+    import) is loaded only when compiled code needs Inductor's own deterministic mode."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from mtnet import trainer as T\n"
+        "cpu = torch.device('cpu')\n"
+        "with T.runtime(cpu, 1):\n"
+        "    on = torch.are_deterministic_algorithms_enabled()\n"
+        "after = torch.are_deterministic_algorithms_enabled()\n"
+        "plain = 'torch._inductor' in sys.modules\n"
+        "with T.runtime(cpu, 1, compiled=True):\n"
+        "    import torch._inductor.config as c\n"
+        "    inductor = c.deterministic\n"
+        "print(on, after, plain, inductor, c.deterministic)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "False", "False", "True", "False"]

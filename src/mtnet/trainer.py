@@ -169,16 +169,30 @@ def autocast(device: torch.device, bf16: bool):
     return contextlib.nullcontext()
 
 
+def _set_deterministic(mode: bool, compiled: bool) -> None:
+    """torch's deterministic-algorithms switch. ``torch.use_deterministic_algorithms`` also
+    sets ``torch._inductor.config.deterministic``, which only compiled code reads, and
+    importing torch._inductor costs a process 2.4-3.9 s (measured: a tiny fold training is
+    2 s of training in 18 s); without ``compiled`` only the kernels' switch is set, the
+    one ``torch.are_deterministic_algorithms_enabled`` reports."""
+    switch = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if compiled or switch is None:
+        torch.use_deterministic_algorithms(mode)
+    else:
+        switch(mode, warn_only=False)
+
+
 @contextlib.contextmanager
-def runtime(device: torch.device, threads: int | None = None, deterministic: bool = True):
+def runtime(device: torch.device, threads: int | None = None, deterministic: bool = True,
+            compiled: bool = False):
     """Deterministic algorithms on the CPU, cuDNN autotuning on CUDA, torch's global RNG
-    forked (the caller's stream is left as it was); all restored on exit.
+    forked (the caller's stream is left as it was); all restored on exit. ``compiled``:
+    code run inside is compiled (``torch.compile``), so Inductor's deterministic mode is
+    set too.
 
     ``deterministic=False`` is for inference on the CPU: the flag governs backward kernels and
-    scatter/index ops, none of which a forward pass of our networks uses, and setting it
-    costs each process a 2-3 s import of torch._inductor (a prediction job's largest cost
-    after torch and MONAI themselves); the workflow tests check that two runs still give
-    byte-identical predictions."""
+    scatter/index ops, none of which a forward pass of our networks uses; the workflow tests
+    check that two runs still give byte-identical predictions."""
     previous = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads(),
                 torch.backends.cudnn.benchmark)
     cuda = [device.index or 0] if device.type == "cuda" else []
@@ -187,13 +201,13 @@ def runtime(device: torch.device, threads: int | None = None, deterministic: boo
             if device.type != "cpu":
                 torch.backends.cudnn.benchmark = True
             elif deterministic:
-                torch.use_deterministic_algorithms(True)
+                _set_deterministic(True, compiled)
             if threads:
                 torch.set_num_threads(int(threads))
             yield
         finally:
             if torch.are_deterministic_algorithms_enabled() != previous[0]:
-                torch.use_deterministic_algorithms(previous[0])
+                _set_deterministic(previous[0], compiled)
             torch.set_num_threads(previous[1])
             torch.backends.cudnn.benchmark = previous[2]
 
@@ -457,7 +471,7 @@ def fit(model: torch.nn.Module, task: TrainingTask, config: TrainConfig, *, seed
     if resume and workdir is None:
         raise ValueError("fit: resume needs a workdir")
 
-    with runtime(device, config.threads):
+    with runtime(device, config.threads, compiled=config.compile):
         model.to(device)
         task.to(device)
         train_model = torch.compile(model) if config.compile else model
