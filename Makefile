@@ -11,6 +11,8 @@ export PYTHONPATH := $(CURDIR)/src
 export PATH := $(BIN):$(PATH)
 CORES ?= 2
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test` (0: one process; tests/conftest.py orders the modules)
+TEST_WORKERS ?= 2
 
 .PHONY: help setup demo test lint bench clean
 
@@ -42,7 +44,7 @@ lint: setup
 	snakemake --lint
 
 test: setup lint
-	pytest $(PYTEST_ARGS)
+	pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: setup
 	python bench/run_all.py

@@ -60,3 +60,15 @@ def dry_run_jobs(result: subprocess.CompletedProcess) -> list[tuple[str, dict[st
         wildcards = dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}
         jobs.append((match.group(1), wildcards))
     return jobs
+
+
+# `make test` runs the suite on two pytest-xdist workers, one module per worker at a time
+# (`-n 2 --dist loadfile --no-loadscope-reorder`): the two longest modules go first, one to
+# each worker, so that neither waits at the end for a long module started late (the tiny
+# workflow's module, about 20 min on 2 cores; the Slurm module mostly waits on the queue).
+LONGEST_FIRST = ("test_workflow_tiny.py", "test_slurm.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
