@@ -151,3 +151,26 @@ def test_registry_and_variants_agree_on_what_each_variant_sees():
         spec = registry.get(name)
         assert spec.information == VARIANTS[name]["information"], name
         assert ("roi" in spec.inputs) == VARIANTS[name]["image"], name
+
+
+def test_a_tumor_view_from_the_config_reaches_every_fold_and_the_ensemble(run, tmp_path):
+    """`mtnet: overrides: {view: tumor}` as the workflow passes it: each fold model is trained
+    on, saved with and predicted through the lesion's cube; the ensemble reads it back."""
+    root, inputs, ext = run
+    spec = registry.get("Model-DR")
+    settings = {**SETTINGS, "overrides": {**SETTINGS["overrides"], "view": "tumor",
+                                          "view_margin_mm": 6.0}}
+    model_dir = tmp_path / "models" / "Model-DR"
+    for k in (1, 2):
+        spec.call("train_fold", inputs=inputs, fold_dir=model_dir / "folds" / str(k), fold=k,
+                  settings=settings, seed=11, threads=1)
+        meta = (model_dir / "folds" / str(k) / "model.json").read_text()
+        assert '"view": "tumor"' in meta and '"view_margin_mm": 6.0' in meta
+    spec.call("train", inputs={**inputs, "folds": [model_dir / "folds" / str(k) for k in (1, 2)]},
+              outputs={"model": model_dir / "model", "summary": model_dir / "summary.tsv",
+                       "log": model_dir / "training_log.tsv"}, settings=settings, seed=11, threads=1)
+    out = spec.call("predict", inputs={"model": model_dir / "model", "clinical": ext,
+                                       "roi": root / "tumor" / "TX" / "roi"},
+                    output=tmp_path / "TX.tsv", center="TX", role="external", settings=settings,
+                    threads=1)
+    assert len(out) == 12 and out["risk"].between(0, 1).all() and out["h_score"].between(0, 1).all()
