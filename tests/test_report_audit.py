@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 
 import pytest
 
@@ -181,3 +182,29 @@ def test_rerun_config_makes_hospital_paths_absolute(tmp_path):
     assert h["clinical"] == "/abs/clinical.csv"
     assert h["phase"]["overrides"] == str((tmp_path / "phase.tsv").resolve())
     assert record["config"]["centers"]["H"]["images"] == "data/ct"  # the record is untouched
+
+
+def test_a_job_run_on_a_cluster_gets_its_time_from_its_log(tmp_path):
+    """Snakemake records a job of a cluster executor as starting when it ended (0 s): its
+    time comes from its log instead; a locally run job keeps Snakemake's record."""
+    import base64
+
+    root = tmp_path / "run"
+    meta = root / ".snakemake" / "metadata"
+    meta.mkdir(parents=True)
+    jobs = {"results/stats/TX/discrimination.tsv": ("stats", "results/logs/stats/TX.log", 100.0, 100.0),
+            "results/splits/folds.tsv": ("splits", "results/logs/splits/all.log", 50.0, 53.25)}
+    for output, (rule, log, start, end) in jobs.items():
+        name = base64.urlsafe_b64encode(output.encode()).decode()
+        (meta / name).write_text(json.dumps({"rule": rule, "log": [log], "starttime": start,
+                                             "endtime": end}))
+    for log, text in (("stats/TX.log", "2026-01-01 10:00:00,000 INFO a\n2026-01-01 10:00:04,250 INFO b\n"),
+                      ("splits/all.log", "2026-01-01 09:00:00,000 INFO a\n")):
+        (root / "results" / "logs" / log).parent.mkdir(parents=True, exist_ok=True)
+        (root / "results" / "logs" / log).write_text(text)
+    times = mf.rule_times(root)
+    assert times["results/logs/stats/TX.log"]["seconds"] == 4.25
+    assert times["results/logs/stats/TX.log"]["rule"] == "stats"
+    start = datetime.fromisoformat(times["results/logs/stats/TX.log"]["start"])
+    assert start.utcoffset() is not None and start == datetime(2026, 1, 1, 10).astimezone()
+    assert times["results/logs/splits/all.log"]["seconds"] == 3.25

@@ -213,7 +213,17 @@ def rule_times(root) -> dict[str, dict]:
     keyed by the job's log (else its first output); without those records, from the first
     and last timestamp of each log under results/logs."""
     jobs = _metadata_times(Path(root) / ".snakemake" / "metadata")
-    return jobs if jobs else _log_times(root)
+    if not jobs:
+        return _log_times(root)
+    # a job run by a cluster executor (Slurm) is recorded as starting when it ended: its
+    # times come from its log (first to last line: the job's own work, less its imports)
+    remote = [key for key, job in jobs.items() if job["seconds"] <= 0]
+    if remote:
+        logged = _log_times(root, iso=True)
+        for key in remote:
+            if key in logged:
+                jobs[key] = {**logged[key], "rule": jobs[key]["rule"]}
+    return jobs
 
 
 def _metadata_times(folder: Path) -> dict[str, dict]:
@@ -249,7 +259,9 @@ def _metadata_times(folder: Path) -> dict[str, dict]:
     return out
 
 
-def _log_times(root) -> dict[str, dict]:
+def _log_times(root, iso: bool = False) -> dict[str, dict]:
+    """``iso``: start and end as the job records write them (UTC ISO 8601; a log's stamps
+    are the machine's local time), not as the log does."""
     root = Path(root)
     logs = root / RESULTS / "logs"
     out = {}
@@ -263,11 +275,15 @@ def _log_times(root) -> dict[str, dict]:
         if not stamps:
             continue
         t0, t1 = (datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f") for s in (stamps[0], stamps[-1]))
+        start, end = stamps[0], stamps[-1]
+        if iso:
+            start, end = (t.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+                          for t in (t0, t1))
         rel = path.relative_to(root).as_posix()
         out[rel] = {
             "rule": path.relative_to(logs).parts[0],
-            "start": stamps[0],
-            "end": stamps[-1],
+            "start": start,
+            "end": end,
             "seconds": round((t1 - t0).total_seconds(), 3),
         }
     return out
