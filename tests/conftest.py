@@ -65,7 +65,8 @@ def dry_run_jobs(result: subprocess.CompletedProcess) -> list[tuple[str, dict[st
 # `make test` runs the suite on two pytest-xdist workers, one module per worker at a time
 # (`-n 2 --dist loadfile --no-loadscope-reorder`): the two longest modules go first, one to
 # each worker, so that neither waits at the end for a long module started late (the tiny
-# workflow's module, about 20 min on 2 cores; the Slurm module mostly waits on the queue).
+# workflow's module, about 35 min beside the other worker; the Slurm module mostly waits on
+# the queue).
 LONGEST_FIRST = ("test_workflow_tiny.py", "test_slurm.py")
 
 

@@ -129,10 +129,10 @@ class Report:
         if item["download"]:
             return {"kind": "download", "name": item["download"]}
         # a source is told apart by its length, head and tail (a data URI is megabytes)
-        before = {(n, head) for _, n, head in self._content()}
+        before = {(n, ends) for _, n, ends in self._content()}
         item["eye"].click()
         shown = self._wait(
-            lambda: [e for e, n, head in self._content() if (n, head) not in before]
+            lambda: [e for e, n, ends in self._content() if (n, ends) not in before]
             or [e for e, n, _ in self._content() if n]
         )[0]
         if shown.tag_name == "img":

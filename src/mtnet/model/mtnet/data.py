@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mtnet.errors import InputError
-from mtnet.model.mtnet.variants import EXTRA, VIEWS, view_name
+from mtnet.model.mtnet.variants import EXTRA, check_view, view_name
 from mtnet.tumor.roi import load_roi
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,7 @@ def load_crops(roi_dirs, patient_ids, grid=None, view: str = EXTRA["view"],
     of an older format (no HU) or an empty tumor mask is an
     :class:`~mtnet.errors.InputError` naming the patient and the file.
     """
-    if view not in VIEWS:
-        raise InputError(f"unknown MTnet view {view!r} (known: {', '.join(VIEWS)})",
-                         fix="set view to liver or tumor")
+    margin_mm = check_view(view, margin_mm)
     if view == "tumor" and grid is None:
         raise InputError("the tumor view needs a grid", fix="pass grid=")
     roi_dirs = [Path(d) for d in roi_dirs]
@@ -138,7 +136,7 @@ def tumor_view(image: np.ndarray, tumor: np.ndarray, liver: np.ndarray, spacing_
     idx = np.argwhere(tumor > 0)
     lo, hi = idx.min(0), idx.max(0)
     centre = (lo + hi) / 2.0  # voxel-centre coordinates, (z, y, x)
-    side = float(((hi - lo + 1) * spacing).max() + 2.0 * max(float(margin_mm), 0.0))
+    side = float(((hi - lo + 1) * spacing).max() + 2.0 * float(margin_mm))
     # the cube's voxel centres in source voxel coordinates, then grid_sample's [-1, 1]
     # (align_corners=False: -1 and 1 are the outer faces of the source's edge voxels)
     axes = []

@@ -71,6 +71,18 @@ EXTRA = {"size": DEFAULT_SIZE, "grid": None, "seg_weight": 1.0, "inner_fraction"
          "view": "liver", "view_margin_mm": 15.0}
 
 
+def check_view(view: str, margin_mm) -> float:
+    """The margin (mm) of a valid field of view; an unknown view or a negative margin is an
+    :class:`~mtnet.errors.InputError`."""
+    if view not in VIEWS:
+        raise InputError(f"unknown MTnet view {view!r} (known: {', '.join(VIEWS)})",
+                         fix="set view to liver or tumor")
+    margin = float(margin_mm)
+    if not margin >= 0:
+        raise InputError(f"view_margin_mm must be >= 0, got {margin_mm}")
+    return margin
+
+
 def view_name(view: str, margin_mm: float) -> str:
     """How a crop set names its field of view (``liver``, ``tumor+15mm``)."""
     return view if view == "liver" else f"{view}+{float(margin_mm):g}mm"
@@ -128,12 +140,7 @@ def resolve(variant: str, settings: dict | None = None) -> dict:
     grid = tuple(int(g) for g in merged["grid"])
     if len(grid) != 3:
         raise InputError(f"grid must have 3 sizes (D, H, W), got {merged['grid']}")
-    if merged["view"] not in VIEWS:
-        raise InputError(f"unknown MTnet view {merged['view']!r} (known: {', '.join(VIEWS)})",
-                         fix="set view to liver or tumor")
-    margin = float(merged["view_margin_mm"])
-    if not margin >= 0:
-        raise InputError(f"view_margin_mm must be >= 0, got {merged['view_margin_mm']}")
+    margin = check_view(merged["view"], merged["view_margin_mm"])
     return {
         "variant": variant, "size": size, "grid": grid, "network": network,
         "training": training, "seg_weight": float(merged["seg_weight"]),
