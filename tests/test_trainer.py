@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from mtnet_toy import toy_cohort
 
 from mtnet.errors import InputError
@@ -50,6 +51,29 @@ def test_augmentation_warps_image_and_mask_identically():
     pred, ref = out > 0.5, m.bool()
     dice = 2 * (pred & ref).sum() / (pred.sum() + ref.sum())
     assert dice > 0.95
+
+
+def test_augmentation_never_empties_a_mask():
+    """A one-voxel lesion between grid points (the threshold at 0.5 would lose it under a
+    warp) keeps the voxels its warped coverage touches; a lesion the warp moves out of the
+    grid leaves its sample unwarped; an empty mask stays empty."""
+    image = torch.rand(64, 1, 8, 8, 8)
+    mask = torch.zeros(64, 1, 8, 8, 8, dtype=torch.uint8)
+    mask[:32, 0, 4, 4, 4] = 1  # one voxel
+    mask[32:48, 0, 0, 0, 0] = 1  # in a corner: a rotation can carry it off the grid
+    aug = T.Augmentation(T.AugmentConfig(rotate_deg=30, scale=0.3, noise_std=0.0,
+                                         intensity_scale=0.0, intensity_shift=0.0))
+    out, (m,) = aug(image, [mask], torch.Generator().manual_seed(0))
+    present = (m != 0).flatten(1).any(1)
+    assert present[:48].all() and not present[48:].any()
+    # the same warp (the affine is the generator's first draw) thresholded plainly
+    theta = aug.affine(64, torch.Generator().manual_seed(0), "cpu")
+    plain = F.grid_sample(mask.float(), F.affine_grid(theta, list(mask.shape), align_corners=False),
+                          align_corners=False) >= 0.5
+    assert not plain.flatten(1).any(1)[:32].all()  # the threshold alone loses one-voxel lesions
+    unwarped = torch.tensor([torch.equal(out[i], image[i]) for i in range(64)])
+    assert unwarped[32:48].any()  # a corner lesion carried off the grid: left unwarped
+    assert all(torch.equal(m[i], mask[i]) for i in range(64) if unwarped[i])
 
 
 def test_flips_are_exact_and_draws_repeat_with_the_seed():

@@ -255,15 +255,30 @@ class Augmentation:
         """The same random warp of ``image (B, C, D, H, W)`` and each 0/1 mask
         ``(B, 1, D, H, W)``: one trilinear ``grid_sample`` of image and masks stacked as
         channels, the masks then thresholded at 0.5 (dtype kept), as the tumor stage
-        resamples its masks."""
+        resamples its masks. A mask the threshold would empty keeps every voxel its warped
+        coverage touches (as :func:`mtnet.model.mtnet.data.resample_crops` keeps a small
+        tumor); a sample whose mask the warp moves out of the grid altogether is left
+        unwarped: a non-empty mask never comes out empty (statistics inside it would be
+        NaN)."""
         masks = list(masks)
         theta = self.affine(image.shape[0], generator, image.device)
         grid = F.affine_grid(theta, list(image.shape), align_corners=False)
         c = image.shape[1]
         stacked = torch.cat([image, *(m.to(image.dtype) for m in masks)], dim=1) if masks else image
         out = F.grid_sample(stacked, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        warped = [(out[:, c + i:c + i + 1] >= 0.5).to(m.dtype) for i, m in enumerate(masks)]
-        return out[:, :c], warped
+        warped, keep = [], torch.zeros(image.shape[0], dtype=torch.bool, device=image.device)
+        for i, m in enumerate(masks):
+            coverage = out[:, c + i:c + i + 1]
+            w = coverage >= 0.5
+            had = (m != 0).flatten(1).any(1)
+            lost = had & ~w.flatten(1).any(1)
+            w = torch.where(lost.view(-1, 1, 1, 1, 1), coverage > 0, w)
+            keep |= had & ~w.flatten(1).any(1)
+            warped.append(w.to(m.dtype))
+        # torch.where, not an `if`: no host synchronisation per batch
+        k = keep.view(-1, 1, 1, 1, 1)
+        return (torch.where(k, image, out[:, :c]),
+                [torch.where(k, m, w) for m, w in zip(masks, warped)])
 
     def intensity(self, image: torch.Tensor, generator) -> torch.Tensor:
         cfg = self.config
