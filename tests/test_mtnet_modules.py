@@ -64,6 +64,48 @@ def test_pooling_global_and_inside_the_downsampled_tumor():
     assert torch.isfinite(N.masked_pool(feats[:1], tiny)).all()
 
 
+def test_region_stats_are_the_crop_tumor_and_shell_statistics():
+    """Values chosen so each statistic is known: the tumor (a 2x2x2 feature block) holds 1s
+    and 3s (mean 2, SD 1), its one-voxel shell 5, the rest of the crop 0."""
+    feats = torch.zeros(1, 2, 6, 6, 6)
+    feats[:, :, 1:5, 1:5, 1:5] = 5.0  # tumor block plus its shell
+    block = torch.tensor([1.0, 3.0]).repeat(4).reshape(2, 2, 2)
+    feats[:, :, 2:4, 2:4, 2:4] = block
+    mask = torch.zeros(1, 1, 12, 12, 12)
+    mask[:, :, 4:8, 4:8, 4:8] = 1  # exactly the feature block on the 2x finer grid
+    stats = N.region_stats(feats, mask).reshape(1, len(N.STATS), 2)
+    got = dict(zip(N.STATS, stats[0, :, 0].tolist()))
+    assert got["crop_mean"] == pytest.approx((56 * 5 + 4 * 1 + 4 * 3) / 216)
+    assert got["tumor_mean"] == pytest.approx(2.0)
+    assert got["tumor_sd"] == pytest.approx(1.0, abs=1e-5)
+    assert got["shell_mean"] == pytest.approx(5.0)
+    # an empty tumor mask is NaN (never a silent zero)
+    assert torch.isnan(N.region_stats(feats, torch.zeros_like(mask))[0, 2]).all()
+
+
+def test_stats_pooling_batch_norm_and_feature_norm():
+    cfg = N.MTnetConfig(clinical=False, channels=CH, pooling="stats", norm="batch",
+                        feature_norm=True)
+    assert cfg.needs_tumor_input and cfg.image_features == 4 * (1 + sum(CH))
+    model = N.MTnet(cfg)
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in model.encoder.modules())
+    assert not any(isinstance(m, torch.nn.InstanceNorm3d) for m in model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in model.decoder.modules())
+    image = torch.rand(4, 1, 16, 16, 16)
+    tumor = torch.zeros(4, 1, 16, 16, 16)
+    tumor[:, :, 5:11, 5:11, 5:11] = 1
+    assert tuple(model(image, tumor=tumor).logit.shape) == (4,)
+    with pytest.raises(ValueError, match="tumor mask"):
+        model(image)
+    # the head sees standardised image features: mean 0 and SD 1 over the batch
+    with torch.no_grad():
+        pooled = torch.cat([N.region_stats(f, tumor) for f in [image, *model.encoder(image)]], 1)
+        normed = model.feature_norm(pooled)
+    assert torch.allclose(normed.mean(0), torch.zeros(normed.shape[1]), atol=1e-4)
+    with pytest.raises(ValueError, match="norm"):
+        N.MTnetConfig(n_factors=3, norm="group")
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_every_variant_is_one_class_configured(variant):
     r = resolve(variant, {"size": "tiny"})

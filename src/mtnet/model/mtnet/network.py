@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 from torch import nn
 
-POOLINGS = ("global", "tumor")
+POOLINGS = ("global", "tumor", "stats")
+NORMS = ("instance", "batch")
 
 
 @dataclass
@@ -31,7 +32,12 @@ class MTnetConfig:
     but the bottleneck halves the grid, so the crop grid must be divisible by
     ``2 ** (len(channels) - 1)``. ``mask_channel``: the tumor mask enters as a second input
     channel. ``pooling``: ``global`` averages the bottleneck over the whole crop, ``tumor``
-    averages it inside the tumor mask (area-downsampled to the bottleneck grid).
+    averages it inside the tumor mask (area-downsampled to the bottleneck grid), ``stats``
+    takes :func:`region_stats` of the input and of every encoder level (the mean over the
+    crop, the mean and SD inside the tumor, the mean in its one-voxel shell).
+    ``norm``: the encoder's and decoder's feature normalisation (``instance``, MONAI's
+    UNet default, or ``batch``). ``feature_norm``: the pooled image features are
+    standardised (a batch norm without affine parameters) before the fusion head.
     ``hscore_level``: the encoder level whose features define the H-score
     (:mod:`mtnet.model.mtnet.hscore`).
     """
@@ -47,6 +53,8 @@ class MTnetConfig:
     dropout: float = 0.2
     mask_channel: bool = False
     pooling: str = "global"
+    norm: str = "instance"
+    feature_norm: bool = False
     hscore_level: int = 0
 
     def __post_init__(self):
@@ -64,6 +72,8 @@ class MTnetConfig:
             raise ValueError("MTnetConfig: clinical_hidden is the width of two layers")
         if self.pooling not in POOLINGS:
             raise ValueError(f"MTnetConfig: pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"MTnetConfig: norm must be one of {NORMS}, got {self.norm!r}")
         if not 0 <= self.hscore_level < len(self.channels):
             raise ValueError(f"MTnetConfig: hscore_level must index channels, got {self.hscore_level}")
 
@@ -74,7 +84,14 @@ class MTnetConfig:
     @property
     def needs_tumor_input(self) -> bool:
         """Whether forward() needs the tumor mask (input channel or pooling mask)."""
-        return self.image and (self.mask_channel or self.pooling == "tumor")
+        return self.image and (self.mask_channel or self.pooling in ("tumor", "stats"))
+
+    @property
+    def image_features(self) -> int:
+        """Width of the pooled image features fed to the fusion head."""
+        if self.pooling == "stats":
+            return len(STATS) * (self.in_channels + sum(self.channels))
+        return self.channels[-1]
 
     @property
     def divisor(self) -> int:
@@ -93,11 +110,12 @@ class MTnetConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def _res_unit(in_ch: int, out_ch: int, stride: int, subunits: int, last_conv_only: bool = False):
+def _res_unit(in_ch: int, out_ch: int, stride: int, subunits: int, last_conv_only: bool = False,
+              norm: str = "instance"):
     from monai.networks.blocks import ResidualUnit
 
     return ResidualUnit(3, in_ch, out_ch, strides=stride, kernel_size=3, subunits=subunits,
-                        act="PRELU", norm="INSTANCE", last_conv_only=last_conv_only)
+                        act="PRELU", norm=norm.upper(), last_conv_only=last_conv_only)
 
 
 class ImageEncoder(nn.Module):
@@ -108,13 +126,13 @@ class ImageEncoder(nn.Module):
     stride 2), the last (bottleneck) is ``(B, channels[-1], D / 2**(L-1), ...)`` (stride 1).
     """
 
-    def __init__(self, in_channels: int, channels, num_res_units: int = 1):
+    def __init__(self, in_channels: int, channels, num_res_units: int = 1, norm: str = "instance"):
         super().__init__()
         channels = [int(c) for c in channels]
         layers, previous = [], in_channels
         for i, c in enumerate(channels):
             stride = 1 if i == len(channels) - 1 else 2
-            layers.append(_res_unit(previous, c, stride, max(1, num_res_units)))
+            layers.append(_res_unit(previous, c, stride, max(1, num_res_units), norm=norm))
             previous = c
         self.levels = nn.ModuleList(layers)
 
@@ -136,7 +154,8 @@ class TumorDecoder(nn.Module):
     residual unit), as MONAI's UNet does.
     """
 
-    def __init__(self, channels, out_channels: int = 2, num_res_units: int = 1):
+    def __init__(self, channels, out_channels: int = 2, num_res_units: int = 1,
+                 norm: str = "instance"):
         super().__init__()
         from monai.networks.blocks import Convolution
 
@@ -149,10 +168,11 @@ class TumorDecoder(nn.Module):
             out_ch = out_channels if i == 0 else channels[i - 1]
             is_top = i == 0
             conv = Convolution(3, in_ch, out_ch, strides=2, kernel_size=3, act="PRELU",
-                               norm="INSTANCE", conv_only=is_top and num_res_units == 0,
+                               norm=norm.upper(), conv_only=is_top and num_res_units == 0,
                                is_transposed=True)
             if num_res_units > 0:
-                conv = nn.Sequential(conv, _res_unit(out_ch, out_ch, 1, 1, last_conv_only=is_top))
+                conv = nn.Sequential(conv, _res_unit(out_ch, out_ch, 1, 1, last_conv_only=is_top,
+                                                     norm=norm))
             ups.append(conv)
         self.ups = nn.ModuleList(ups)
 
@@ -205,6 +225,33 @@ def masked_pool(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (f * w).sum(dim=(2, 3, 4)) / w.sum(dim=(2, 3, 4))
 
 
+STATS = ("crop_mean", "tumor_mean", "tumor_sd", "shell_mean")
+
+
+def region_stats(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``(B, C, d, h, w)``, mask ``(B, 1, D, H, W)`` -> ``(B, 4 C)``: per channel, in the
+    order of :data:`STATS`, the mean over the crop, the mean and the standard deviation
+    inside the tumor (weighted by the mask's coverage of each feature voxel, as
+    :func:`masked_pool`) and the mean in the tumor's shell, the feature voxels one voxel
+    outside it (a 3x3x3 max filter of the coverage less the coverage).
+
+    Why (docs/mtnet.md): the traits a reader scores (heterogeneity within the tumor, capsule,
+    the peritumoral ring) are first- and second-order statistics of regions the tumor mask
+    names; a mean over the whole crop dilutes them, so a small-data network has to learn
+    them from very few events. An empty mask gives NaN, like :func:`masked_pool`."""
+    f = _at_least_float32(features)
+    w = downsample_mask(mask, f.shape[2:]).to(f.dtype)
+    shell = (nn.functional.max_pool3d(w, 3, stride=1, padding=1) - w).clamp(min=0)
+
+    def mean(x, weight):
+        return (x * weight).sum(dim=(2, 3, 4)) / weight.sum(dim=(2, 3, 4)).clamp(min=1e-6)
+
+    inside = mean(f, w)
+    sd = (mean(f * f, w) - inside * inside).clamp(min=0).add(1e-6).sqrt()
+    inside = torch.where(w.sum(dim=(2, 3, 4)) > 0, inside, torch.full_like(inside, float("nan")))
+    return torch.cat([f.mean(dim=(2, 3, 4)), inside, sd, mean(f, shell)], dim=1)
+
+
 class FusionHead(nn.Module):
     """[pooled image features ‖ clinical features] -> FC -> one MVI logit (Fig. 2D):
     ``(B, in_features) -> (B,)``. ``hidden = 0``: a single linear layer."""
@@ -244,10 +291,13 @@ class MTnet(nn.Module):
         self.config = config
         width = 0
         if config.image:
-            self.encoder = ImageEncoder(config.in_channels, config.channels, config.num_res_units)
-            width += config.channels[-1]
+            self.encoder = ImageEncoder(config.in_channels, config.channels, config.num_res_units,
+                                        config.norm)
+            width += config.image_features
+            if config.feature_norm:
+                self.feature_norm = nn.BatchNorm1d(config.image_features, affine=False)
         if config.segmentation:
-            self.decoder = TumorDecoder(config.channels, 2, config.num_res_units)
+            self.decoder = TumorDecoder(config.channels, 2, config.num_res_units, config.norm)
         if config.clinical:
             self.clinical_block = ClinicalBlock(config.n_factors, config.clinical_hidden,
                                                 config.dropout)
@@ -265,8 +315,13 @@ class MTnet(nn.Module):
                 raise ValueError("MTnet: this configuration needs the tumor mask as input")
             x = torch.cat([image, tumor.to(image.dtype)], dim=1) if cfg.mask_channel else image
             levels = self.encoder(x)
-            bottom = levels[-1]
-            parts.append(masked_pool(bottom, tumor) if cfg.pooling == "tumor" else global_pool(bottom))
+            if cfg.pooling == "stats":
+                pooled = torch.cat([region_stats(f, tumor) for f in [x, *levels]], dim=1)
+            elif cfg.pooling == "tumor":
+                pooled = masked_pool(levels[-1], tumor)
+            else:
+                pooled = global_pool(levels[-1])
+            parts.append(self.feature_norm(pooled) if cfg.feature_norm else pooled)
             if cfg.segmentation:
                 seg = self.decoder(levels)
             if return_features:
