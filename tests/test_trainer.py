@@ -161,6 +161,18 @@ def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
     assert res.best_metrics["inner_auc"] == 0.8
 
 
+def test_monitor_last_trains_every_epoch_and_keeps_the_last_weights(tmp_path):
+    model = torch.nn.Linear(3, 1)
+    last = {}
+    hook = lambda event, info: last.update(  # noqa: E731
+        {k: v.clone() for k, v in info["model"].state_dict().items()}) if event == "epoch_end" else None
+    cfg = T.TrainConfig(threads=1, epochs=6, batch_size=4, patience=1, min_epochs=1,
+                        learning_rate=0.05, monitor="last", augment=T.AugmentConfig(enabled=False))
+    res = T.fit(model, _Scripted([0.9, 0.5, 0.4, 0.3, 0.2, 0.1]), cfg, seed=1, hooks=[hook])
+    assert not res.stopped_early and res.epochs_run == 6 and res.best_epoch == 6
+    assert all(torch.equal(v, last[k]) for k, v in model.state_dict().items())
+
+
 def test_ties_in_auc_go_to_the_lower_inner_loss():
     stop = T.EarlyStopping("inner_auc", patience=0, min_epochs=0)
     assert stop.update(1, {"inner_auc": 0.7, "inner_loss": 0.5})

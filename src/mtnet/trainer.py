@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "bce", "seg_loss", "seg_dice", "inner_auc",
                "inner_loss", "seconds"]
 SCHEDULES = ("cosine", "poly")
-MONITORS = ("inner_auc", "inner_loss")
+MONITORS = ("inner_auc", "inner_loss", "last")
 CHECKPOINT = "checkpoint.pt"
 LOG_FILE = "train_log.tsv"
 
@@ -371,8 +371,9 @@ the run; the epoch's checkpoint is already written."""
 @dataclass
 class EarlyStopping:
     """Best epoch by ``monitor`` (``inner_auc``: higher, ties to the lower ``inner_loss``;
-    ``inner_loss``: lower); stop after ``patience`` epochs without improvement (0 = never),
-    not before ``min_epochs``."""
+    ``inner_loss``: lower; ``last``: every epoch is the new best, so the run trains all its
+    epochs and keeps the last weights, the inner split only logged); stop after ``patience``
+    epochs without improvement (0 = never), not before ``min_epochs``."""
 
     monitor: str
     patience: int
@@ -393,7 +394,7 @@ class EarlyStopping:
 
     def update(self, epoch: int, metrics: dict) -> bool:
         """True when ``epoch`` is the new best."""
-        key = self.key(metrics)
+        key = [float(epoch)] if self.monitor == "last" else self.key(metrics)
         improved = self.best_key is None or key > self.best_key
         if improved:
             self.best_key, self.best_epoch, self.bad_epochs = key, epoch, 0
