@@ -41,6 +41,24 @@ def _cohort(torch):
             "strata": np.array(["A", "B"] * (N_PATIENTS // 2))}
 
 
+def _through_view(crops: dict, size: str) -> dict:
+    """The crops as the size's field of view shows them (``load_crops`` does this for the
+    workflow's crops; these random ones are taken to be on a 2 mm grid)."""
+    import numpy as np
+
+    from mtnet.model.mtnet.data import tumor_view
+    from mtnet.model.mtnet.variants import resolve, view_name
+
+    r = resolve("Model-DR", {"size": size})
+    out = dict(crops)
+    if r["view"] == "tumor":
+        views = [tumor_view(i, t, l, (2.0, 2.0, 2.0), r["grid"], r["view_margin_mm"])
+                 for i, t, l in zip(crops["image"], crops["tumor"], crops["liver"])]
+        out.update({k: np.stack([v[j] for v in views]) for j, k in enumerate(("image", "tumor", "liver"))})
+    out["view"] = np.full(len(crops["image"]), view_name(r["view"], r["view_margin_mm"]))
+    return out
+
+
 def trainings(torch) -> dict:
     from mtnet.model.mtnet import VARIANTS, PRESETS, train_mtnet
 
@@ -48,9 +66,10 @@ def trainings(torch) -> dict:
     out = {}
     for size in ("tiny", "cpu"):
         out[size] = {}
+        crops = _through_view(data["crops"], size)
         for variant in VARIANTS:
             t0 = time.perf_counter()
-            model = train_mtnet(variant, data["crops"], data["clinical"], data["names"],
+            model = train_mtnet(variant, crops, data["clinical"], data["names"],
                                 data["y"], data["strata"], {"size": size, "threads": THREADS},
                                 seed=1)
             wall = time.perf_counter() - t0

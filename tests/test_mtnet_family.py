@@ -17,6 +17,7 @@ import torch
 
 from conftest import REPO
 from mtnet.model import registry
+from mtnet.model.mtnet.variants import PRESETS
 from mtnet.model.splits import write_folds
 from mtnet.tables import read_tsv
 from mtnet_toy import toy_cohort, write_roi
@@ -154,18 +155,22 @@ def test_registry_and_variants_agree_on_what_each_variant_sees():
 
 
 def test_a_tumor_view_from_the_config_reaches_every_fold_and_the_ensemble(run, tmp_path):
-    """`mtnet: overrides: {view: tumor}` as the workflow passes it: each fold model is trained
-    on, saved with and predicted through the lesion's cube; the ensemble reads it back."""
+    """`mtnet: overrides: {view: tumor, ...}` as the workflow passes it, with the `cpu`
+    size's other image settings (region statistics pooling, batch norm, standardised
+    features, the inner loss monitored): each fold model is trained on, saved with and
+    predicted through the lesion's cube; the ensemble reads it back."""
     root, inputs, ext = run
     spec = registry.get("Model-DR")
+    cpu_image = {k: PRESETS["cpu"][k] for k in ("pooling", "norm", "feature_norm", "monitor")}
     settings = {**SETTINGS, "overrides": {**SETTINGS["overrides"], "view": "tumor",
-                                          "view_margin_mm": 6.0}}
+                                          "view_margin_mm": 6.0, **cpu_image}}
     model_dir = tmp_path / "models" / "Model-DR"
     for k in (1, 2):
         spec.call("train_fold", inputs=inputs, fold_dir=model_dir / "folds" / str(k), fold=k,
                   settings=settings, seed=11, threads=1)
         meta = (model_dir / "folds" / str(k) / "model.json").read_text()
         assert '"view": "tumor"' in meta and '"view_margin_mm": 6.0' in meta
+        assert '"pooling": "stats"' in meta and '"norm": "batch"' in meta
     spec.call("train", inputs={**inputs, "folds": [model_dir / "folds" / str(k) for k in (1, 2)]},
               outputs={"model": model_dir / "model", "summary": model_dir / "summary.tsv",
                        "log": model_dir / "training_log.tsv"}, settings=settings, seed=11, threads=1)

@@ -42,10 +42,13 @@ PRESETS: dict[str, dict] = {
              "clinical_hidden": (16, 8), "head_hidden": 8, "dropout": 0.1,
              "epochs": 8, "batch_size": 8, "learning_rate": 1e-2, "warmup_epochs": 1,
              "patience": 0, "min_epochs": 1},
+    # the CPU size sees the lesion, not the liver box: at 24^3 a liver box puts ~8 mm in a
+    # voxel and the traits vanish (docs/mtnet.md, "Field of view" and "The cpu size")
     "cpu": {"grid": (24, 24, 24), "channels": (8, 16, 32), "num_res_units": 1,
-            "clinical_hidden": (32, 16), "head_hidden": 16, "dropout": 0.2,
-            "epochs": 30, "batch_size": 8, "learning_rate": 3e-3, "warmup_epochs": 2,
-            "patience": 8, "min_epochs": 8},
+            "clinical_hidden": (32, 16), "head_hidden": 16, "dropout": 0.5,
+            "epochs": 40, "batch_size": 8, "learning_rate": 3e-3, "warmup_epochs": 2,
+            "patience": 10, "min_epochs": 15, "monitor": "inner_loss",
+            "view": "tumor", "pooling": "stats", "norm": "batch", "feature_norm": True},
     "paper": {"grid": (96, 96, 96), "channels": (16, 32, 64, 128, 256), "num_res_units": 2,
               "clinical_hidden": (64, 32), "head_hidden": 64, "dropout": 0.3,
               "epochs": 150, "batch_size": 8, "learning_rate": 1e-3, "warmup_epochs": 5,
