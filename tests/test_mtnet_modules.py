@@ -101,6 +101,9 @@ def test_stats_pooling_batch_norm_and_feature_norm():
     with torch.no_grad():
         pooled = torch.cat([N.region_stats(f, tumor) for f in [image, *model.encoder(image)]], 1)
         normed = model.feature_norm(pooled)
+        # pool() is what the head reads (the linear probe of bench/bench_probe.py reads it)
+        from_pool, levels = model.pool(image, tumor)
+    assert torch.equal(from_pool, pooled) and len(levels) == len(CH)
     assert torch.allclose(normed.mean(0), torch.zeros(normed.shape[1]), atol=1e-4)
     with pytest.raises(ValueError, match="norm"):
         N.MTnetConfig(n_factors=3, norm="group")

@@ -304,6 +304,21 @@ class MTnet(nn.Module):
             width += self.clinical_block.out_features
         self.head = FusionHead(width, config.head_hidden, config.dropout)
 
+    def pool(self, image: torch.Tensor, tumor: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The pooled image features (B, image_features) the fusion head reads (before
+        feature_norm), and the encoder's levels."""
+        cfg = self.config
+        x = torch.cat([image, tumor.to(image.dtype)], dim=1) if cfg.mask_channel else image
+        levels = self.encoder(x)
+        if cfg.pooling == "stats":
+            pooled = torch.cat([region_stats(f, tumor) for f in [x, *levels]], dim=1)
+        elif cfg.pooling == "tumor":
+            pooled = masked_pool(levels[-1], tumor)
+        else:
+            pooled = global_pool(levels[-1])
+        return pooled, levels
+
     def forward(self, image: torch.Tensor | None = None, clinical: torch.Tensor | None = None,
                 tumor: torch.Tensor | None = None, return_features: bool = False) -> MTnetOutput:
         cfg = self.config
@@ -313,14 +328,7 @@ class MTnet(nn.Module):
                 raise ValueError("MTnet: this configuration needs the image")
             if cfg.needs_tumor_input and tumor is None:
                 raise ValueError("MTnet: this configuration needs the tumor mask as input")
-            x = torch.cat([image, tumor.to(image.dtype)], dim=1) if cfg.mask_channel else image
-            levels = self.encoder(x)
-            if cfg.pooling == "stats":
-                pooled = torch.cat([region_stats(f, tumor) for f in [x, *levels]], dim=1)
-            elif cfg.pooling == "tumor":
-                pooled = masked_pool(levels[-1], tumor)
-            else:
-                pooled = global_pool(levels[-1])
+            pooled, levels = self.pool(image, tumor)
             parts.append(self.feature_norm(pooled) if cfg.feature_norm else pooled)
             if cfg.segmentation:
                 seg = self.decoder(levels)
