@@ -249,7 +249,7 @@ def region_stats(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     inside = mean(f, w)
     sd = (mean(f * f, w) - inside * inside).clamp(min=0).add(1e-6).sqrt()
     inside = torch.where(w.sum(dim=(2, 3, 4)) > 0, inside, torch.full_like(inside, float("nan")))
-    return torch.cat([f.mean(dim=(2, 3, 4)), inside, sd, mean(f, shell)], dim=1)
+    return torch.cat([global_pool(f), inside, sd, mean(f, shell)], dim=1)
 
 
 class FusionHead(nn.Module):
