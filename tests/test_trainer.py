@@ -102,6 +102,25 @@ def test_intensity_and_noise_change_the_image_only():
     assert len(set(means.tolist())) == 4 and (out.std(dim=(1, 2, 3, 4)) < 0.051).all()
 
 
+def test_hard_dice_equals_monai_dice_of_the_argmax_ties_included():
+    from monai.metrics import compute_dice
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randint(-2, 3, (6, 2, 5, 6, 7), generator=g).float()  # many ties
+    target = (torch.rand((6, 1, 5, 6, 7), generator=g) > 0.6).float()
+    target[0] = 0
+    logits[0, 1] = logits[0, 0] - 1  # both empty: Dice 1
+    onehot = lambda m: torch.cat([1 - m, m], dim=1)  # noqa: E731
+    pred = (logits.argmax(dim=1, keepdim=True) == 1).float()
+    ref = compute_dice(onehot(pred), onehot(target), include_background=False,
+                       ignore_empty=False)
+    assert float(T.hard_dice(logits, target)) == pytest.approx(float(ref.mean()), abs=1e-6)
+    assert float(ref[0]) == 1.0
+    # more than two channels: foreground is channel 1 of the argmax
+    three = torch.cat([logits, torch.full_like(logits[:, :1], -9.0)], dim=1)
+    assert float(T.hard_dice(three, target)) == pytest.approx(float(ref.mean()), abs=1e-6)
+
+
 def test_inner_split_is_stratified_by_center_and_outcome():
     strata = np.array(["A"] * 40 + ["B"] * 25)
     y = np.array([1] * 10 + [0] * 30 + [1] * 5 + [0] * 20)
