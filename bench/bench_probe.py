@@ -53,6 +53,32 @@ def _features(model, crops) -> dict[str, "np.ndarray"]:
     return {name: np.concatenate(r).astype(np.float64) for name, r in rows.items()}
 
 
+def synthetic_cohort(results: Path, traits: bool = False):
+    """(training patients, {external center: patients}, {center: roi folder}) of a finished
+    run of a synthetic cohort, the training centers' patients in one frame (the ingested
+    clinical table, and the generator's ``trait_*`` with ``traits``); None without truth."""
+    import pandas as pd
+
+    from mtnet.tables import read_tsv
+
+    roles = {}
+    for path in sorted((results / "synth").glob("*/truth/ceilings.json")):
+        roles[path.parent.parent.name] = json.loads(path.read_text())["role"]
+    if not roles:
+        return None
+    frames = {}
+    for center in roles:
+        frame = read_tsv(results / "ingest" / center / "clinical.tsv").assign(center=center)
+        if traits:
+            truth = read_tsv(results / "synth" / center / "truth" / "patients.tsv")
+            frame = frame.merge(truth[["patient_id"] + [f"trait_{t}" for t in TRAITS]],
+                                on="patient_id")
+        frames[center] = frame
+    train = pd.concat([frames[c] for c in roles if roles[c] == "train"], ignore_index=True)
+    external = {c: frames[c] for c in roles if roles[c] == "external"}
+    return train, external, {c: results / "tumor" / c / "roi" for c in roles}
+
+
 def run(results=None, model_name=None) -> dict:
     import numpy as np
     import pandas as pd
@@ -62,27 +88,16 @@ def run(results=None, model_name=None) -> dict:
 
     sys.path.insert(0, str(REPO / "src"))
     from mtnet.model.mtnet.family import _crops, _fold_models
-    from mtnet.tables import read_tsv
 
     results = Path(results or os.environ.get("MTNET_BENCH_RESULTS", REPO / "results"))
     model_name = model_name or os.environ.get("MTNET_PROBE_MODEL", "Model-CR-DR")
     folder = results / "models" / model_name / "model"
     if not folder.is_dir():
         return {"skipped": f"no {folder} (run the workflow first, or set MTNET_BENCH_RESULTS)"}
-    roles = {}
-    for path in sorted((results / "synth").glob("*/truth/ceilings.json")):
-        roles[path.parent.parent.name] = json.loads(path.read_text())["role"]
-    if not roles:
+    cohort = synthetic_cohort(results, traits=True)
+    if cohort is None:
         return {"skipped": f"no synthetic truth under {results / 'synth'}"}
-    frames = {}
-    for center in roles:
-        clinical = read_tsv(results / "ingest" / center / "clinical.tsv")
-        truth = read_tsv(results / "synth" / center / "truth" / "patients.tsv")
-        frames[center] = clinical[["center", "patient_id"]].merge(
-            truth[["patient_id"] + [f"trait_{t}" for t in TRAITS]], on="patient_id")
-    train = pd.concat([frames[c] for c in roles if roles[c] == "train"], ignore_index=True)
-    external = {c: frames[c].reset_index(drop=True) for c in roles if roles[c] == "external"}
-    roi = {c: results / "tumor" / c / "roi" for c in roles}
+    train, external, roi = cohort
 
     _, models = _fold_models(folder)
     preds = {f: {c: {t: [] for t in TRAITS} for c in external} for f in FEATURE_SETS}
