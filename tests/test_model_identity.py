@@ -31,6 +31,33 @@ def test_identity_records_model_centers_code_and_settings(tmp_path):
     assert len(back["code"]["commit"]) == 40
 
 
+def test_the_model_folder_keeps_its_split_file(tmp_path):
+    import hashlib
+
+    from mtnet.model.splits import write_folds
+
+    tables = [write_table(clinical_table("TA", 30, 1), tmp_path / "TA.tsv"),
+              write_table(clinical_table("TB", 25, 2), tmp_path / "TB.tsv")]
+    split_file = tmp_path / "splits" / "folds.tsv"
+    split_file.parent.mkdir()
+    write_folds(tables, split_file, 3, seed=7)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    stages = {k: section(k) for k in ("ingest", "liver", "tumor", "features")}
+    rec = write_identity(registry.get("Model-Clinical-LR"), folder,
+                         {"clinical": tables, "splits": split_file}, stages, {})
+    kept = folder / rec["splits"]["file"]
+    assert kept.name == "splits.tsv" and kept.read_bytes() == split_file.read_bytes()
+    assert rec["splits"] == {"file": "splits.tsv", "folds": 3, "patients": 55,
+                             "sha256": hashlib.sha256(split_file.read_bytes()).hexdigest()}
+    # a file that is no split file is refused, naming it
+    bad = tmp_path / "not_splits.tsv"
+    bad.write_text("center\tpatient_id\nTA\tTA-001\n")
+    with pytest.raises(InputError, match="split file"):
+        write_identity(registry.get("Model-Clinical-LR"), folder,
+                       {"clinical": tables, "splits": bad}, stages, {})
+
+
 def test_foreign_or_old_folders_are_refused(tmp_path):
     with pytest.raises(InputError, match="not a model folder of this pipeline"):
         read_identity(tmp_path)

@@ -96,6 +96,10 @@ def test_every_stage_writes_its_contract(run_dir):
     validity = read_tsv(res / "stats" / "validity.tsv")
     assert set(validity.loc[validity["row"] == "model", "model"]) == set(MODELS)
     assert (res / "stats" / "table1.tsv").is_file()
+    # every model folder keeps the split its out-of-fold risks came from
+    split_file = (res / "splits" / "folds.tsv").read_bytes()
+    for model in MODELS:
+        assert (res / "models" / model / "model" / "splits.tsv").read_bytes() == split_file, model
 
 
 def test_the_liver_is_found_on_synthetic_ct(run_dir):

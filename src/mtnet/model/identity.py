@@ -6,6 +6,7 @@ to use and describe a fitted model without the workflow.
   any is synthetic;
 - the settings of the stages before it (ingest, liver, tumor, features), so that a new
   patient goes through the same ingestion, liver segmentation, tumor handling and crop;
+- the split file its out-of-fold risks came from (``splits.tsv``, a copy, with its sha256);
 - for a model that reads radiomics features, the text of the pyradiomics parameters file
   they were extracted with (``radiomics_params``: text and sha256, as the features
   sidecars recorded it), since ``features.params`` is a path of the training run.
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 IDENTITY_FILE = "identity.json"
+SPLITS_FILE = "splits.tsv"
 FORMAT_VERSION = 1
 
 
@@ -66,6 +68,21 @@ def radiomics_params(feature_tables) -> dict:
     return {"sha256": sha, "text": data.decode()}
 
 
+def keep_splits(split_file, folder) -> dict:
+    """A copy of the workflow's one split file in the model folder (``SPLITS_FILE``): which
+    fold each training patient's out-of-fold risk came from, with the model it describes
+    (the workflow's file is rewritten when the training tables change)."""
+    import hashlib
+
+    from mtnet.model.splits import read_folds
+
+    folds = read_folds(split_file)  # refuses a file that is no split file
+    data = Path(split_file).read_bytes()
+    (Path(folder) / SPLITS_FILE).write_bytes(data)
+    return {"file": SPLITS_FILE, "sha256": hashlib.sha256(data).hexdigest(),
+            "folds": int(folds["fold"].nunique()), "patients": int(len(folds))}
+
+
 def write_identity(spec, folder, inputs: dict, stage_settings: dict, centers: dict) -> dict:
     """Write ``folder/identity.json`` after the family has fitted the model into ``folder``."""
     from mtnet.provenance import code_identity
@@ -87,6 +104,8 @@ def write_identity(spec, folder, inputs: dict, stage_settings: dict, centers: di
     }
     if inputs.get("features"):
         record["radiomics_params"] = radiomics_params(list(inputs["features"]))
+    if inputs.get("splits"):
+        record["splits"] = keep_splits(inputs["splits"], folder)
     (folder / IDENTITY_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
