@@ -81,7 +81,6 @@ def synthetic_cohort(results: Path, traits: bool = False):
 
 def run(results=None, model_name=None) -> dict:
     import numpy as np
-    import pandas as pd
     from scipy import stats
     from sklearn.linear_model import RidgeCV
     from sklearn.preprocessing import StandardScaler
