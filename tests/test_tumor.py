@@ -15,7 +15,7 @@ from mtnet.errors import InputError
 from mtnet.config import section
 from mtnet.imaging import window
 from mtnet.tumor import INDEX_COLUMNS, LESION_COLUMNS, measure, process_center
-from mtnet.tumor.roi import ROI_KEYS, crop_roi, liver_bbox, load_roi, save_roi
+from mtnet.tumor.roi import ROI_KEYS, STORED_KEYS, Roi, crop_roi, liver_bbox, load_roi, save_roi
 
 SPACING = (0.8, 0.8, 2.5)  # x, y, z: in-plane finer than the slices, as in real CT
 
@@ -184,9 +184,46 @@ def test_saved_roi_loads_the_crop_it_was(tmp_path):
     assert 0 < back.image.mean() < 1
 
 
+def test_the_crop_stores_its_source_box_and_loads_the_grid_it_had(tmp_path):
+    """On disk the crop's HU are the source CT's own voxels over the box (+ one voxel where
+    the image has one), int16, much smaller than the grid they interpolate to; loaded, the
+    grid's HU are those of the linear resampling of the whole CT, voxel for voxel."""
+    ct, liver, tumor = abdomen(4.0, seed=7, tumor_radius_mm=15.0)
+    ct = sitk.Cast(ct, sitk.sitkInt16)  # as ingested
+    roi = crop_roi(ct, tumor, liver, (64, 56, 48), 8.0, (-100, 240))
+    whole = sitk.Resample(ct, [64, 56, 48], sitk.Transform(), sitk.sitkLinear,
+                          tuple(roi.origin_mm), tuple(roi.spacing_mm), ct.GetDirection(), -1024.0,
+                          sitk.sitkFloat32)
+    expected = np.clip(np.rint(sitk.GetArrayFromImage(whole)), -1024, 32767).astype(np.int16)
+    assert np.array_equal(roi.hu, expected)
+    save_roi(roi, tmp_path / "p.npz")
+    with np.load(tmp_path / "p.npz") as npz:
+        assert "hu" not in npz.files and npz["source_hu"].dtype == np.int16
+        box = roi.bbox_ijk
+        lo = np.maximum(box[:3] - 1, 0)
+        hi = np.minimum(box[3:] + 1, ct.GetSize())
+        assert npz["source_hu"].shape == tuple((hi - lo)[::-1])
+        assert np.array_equal(npz["source_hu"], sitk.GetArrayFromImage(ct)[
+            lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]])
+        assert npz["source_hu"].size < roi.hu.size
+    back = load_roi(tmp_path / "p.npz")
+    assert np.array_equal(back.hu, expected)
+    # a crop without a source (made in memory), or on a grid coarser than its box, is stored
+    # on its own grid, exactly
+    coarse = crop_roi(ct, tumor, liver, (24, 20, 16), 8.0, (-100, 240))
+    bare = Roi(**{key: getattr(roi, key) for key in ROI_KEYS})
+    for name, crop in (("bare", bare), ("coarse", coarse)):
+        save_roi(crop, tmp_path / f"{name}.npz")
+        with np.load(tmp_path / f"{name}.npz") as npz:
+            assert np.array_equal(npz["source_hu"], crop.hu)
+        again = load_roi(tmp_path / f"{name}.npz")
+        for key in ROI_KEYS:
+            assert np.array_equal(getattr(again, key), getattr(crop, key)), (name, key)
+
+
 def test_load_roi_of_another_format_names_the_file(tmp_path):
     np.savez_compressed(tmp_path / "old.npz", image=np.zeros((4, 4, 4), np.float32))
-    with pytest.raises(InputError, match="old.npz: ROI crop lacks hu, hu_window"):
+    with pytest.raises(InputError, match="old.npz: ROI crop lacks source_hu, source_origin_mm"):
         load_roi(tmp_path / "old.npz")
     with pytest.raises(InputError, match="ROI crop not found"):
         load_roi(tmp_path / "absent.npz")
@@ -236,8 +273,9 @@ def test_process_center_outputs_follow_the_contract(tmp_path):
     assert list(index.columns) == INDEX_COLUMNS
     assert list(index["file"]) == [f"{p}.npz" for p in pids] and (index["grid"] == "32x32x24").all()
     with np.load(f"{outputs['roi']}/{pids[0]}.npz") as npz:
-        assert set(npz.files) == set(ROI_KEYS)
-        assert npz["hu"].dtype == np.int16 and npz["tumor"].dtype == npz["liver"].dtype == np.uint8
+        assert set(npz.files) == set(STORED_KEYS)
+        assert npz["source_hu"].dtype == np.int16
+        assert npz["tumor"].dtype == npz["liver"].dtype == np.uint8
     roi = load_roi(f"{outputs['roi']}/{pids[0]}.npz")
     assert roi.image.shape == (24, 32, 32) and roi.image.dtype == np.float32
     assert np.array_equal(roi.image, window(roi.hu, SETTINGS["hu_window"]))
