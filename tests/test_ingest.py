@@ -72,9 +72,10 @@ def test_dicom_center_follows_the_contract(tmp_path):
         mask, marr = load(Path(out["tumor"]) / f"{pid}.nii.gz")
         assert img.GetPixelID() == sitk.sitkInt16 and mask.GetPixelID() == sitk.sitkUInt8
         assert img.GetDirection() == (1, 0, 0, 0, 1, 0, 0, 0, 1)
-        assert np.allclose(img.GetSpacing(), (2, 2, 2))
+        # 1 mm pixels to 2 mm; the 2.5 mm slices are not upsampled
+        assert np.allclose(img.GetSpacing(), (2, 2, 2.5))
         assert (img.GetSize(), img.GetOrigin()) == (mask.GetSize(), mask.GetOrigin())
-        assert img.GetSize() == (16, 16, 12)  # floor(31 / 2) + 1, floor(22.5 / 2) + 1
+        assert img.GetSize() == (16, 16, 10)  # floor(31 / 2) + 1, the 10 slices
         assert arr.min() == -1024  # padding (-2000 stored, HU -3024) became air
         assert set(np.unique(marr)) == {0, 1}
         assert abs(np.median(arr[marr > 0]) - 90) < 15  # tumor at 90 HU
@@ -92,6 +93,34 @@ def test_dicom_center_follows_the_contract(tmp_path):
     assert missing.empty
     assert Path(out["montage"]).stat().st_size > 1000
     assert list(Path(out["liver"]).iterdir()) == []
+
+
+def test_coarse_axes_keep_the_scanner_spacing_unless_upsampled(tmp_path):
+    """The 2.5 mm slices stay the delivered slices, voxel for voxel (no interpolation: the
+    grids coincide); ``upsample`` resamples them to the configured spacing instead."""
+    data = make_center(tmp_path, "AA", n=1)
+    kept = run(tmp_path / "kept", "AA", data, spacing=(1.0, 1.0, 1.5))
+    up = run(tmp_path / "up", "AA", data, spacing=(1.0, 1.0, 1.5), upsample=True)
+    img, arr = load(Path(kept["images"]) / "AA-0001.nii.gz")
+    assert np.allclose(img.GetSpacing(), (1.0, 1.0, 2.5)) and img.GetSize() == (32, 32, 10)
+    delivered = dicom.load_series(series_of(data / "images" / "AA-0001"), "error").image
+    ref = imaging.reorient(delivered)
+    expected = np.clip(np.rint(sitk.GetArrayFromImage(ref)), -1024, None)
+    assert np.array_equal(arr, expected)
+    upimg, _ = load(Path(up["images"]) / "AA-0001.nii.gz")
+    assert np.allclose(upimg.GetSpacing(), (1.0, 1.0, 1.5)) and upimg.GetSize() == (32, 32, 16)
+    qc = pd.read_csv(kept["qc"], sep="\t")
+    assert qc.spacing_mm.tolist() == ["1,1,2.5"]
+
+
+def test_native_spacing_follows_the_direction_cosines():
+    image = sitk.Image([10, 20, 30], sitk.sitkInt16)
+    image.SetSpacing((0.8, 0.7, 5.0))
+    assert imaging.native_spacing(image) == (0.8, 0.7, 5.0)
+    image.SetDirection((0, 0, 1, 1, 0, 0, 0, -1, 0))  # x <- k, y <- i, z <- -j
+    assert imaging.native_spacing(image) == (5.0, 0.8, 0.7)
+    assert imaging.kept_spacing(image, (1.5, 1.5, 1.5)) == (5.0, 1.5, 1.5)
+    assert imaging.kept_spacing(image, (1.5, 1.5, 1.5), upsample=True) == (1.5, 1.5, 1.5)
 
 
 def test_nifti_center_with_liver_masks(tmp_path):

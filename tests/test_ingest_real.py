@@ -75,10 +75,11 @@ def test_hcc048_full_ingest_with_the_real_clinical_table(tmp_path, caplog):
     img = sitk.ReadImage(str(base / "images" / "HCC_048.nii.gz"))
     tum = sitk.ReadImage(str(base / "tumor" / "HCC_048.nii.gz"))
     arr, tarr = sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(tum)
-    assert img.GetDirection() == (1, 0, 0, 0, 1, 0, 0, 0, 1) and img.GetSpacing() == (1.5, 1.5, 1.5)
+    # 0.70 mm pixels to 1.5 mm; the 2.5 mm slices kept (not upsampled)
+    assert img.GetDirection() == (1, 0, 0, 0, 1, 0, 0, 0, 1) and img.GetSpacing() == (1.5, 1.5, 2.5)
     assert img.GetPixelID() == sitk.sitkInt16 and arr.min() == -1024
-    assert img.GetSize() == (240, 240, 147)  # floor(359.3 / 1.5) + 1, floor(220 / 1.5) + 1
-    assert abs(tarr.sum() * 1.5**3 - 4 / 3 * np.pi * 8**3) < 0.15 * 4 / 3 * np.pi * 8**3
+    assert img.GetSize() == (240, 240, 89)  # floor(359.3 / 1.5) + 1, the 89 slices
+    assert abs(tarr.sum() * 1.5**2 * 2.5 - 4 / 3 * np.pi * 8**3) < 0.15 * 4 / 3 * np.pi * 8**3
     assert 60 < np.median(arr[tarr > 0]) < 160  # the mask still sits in the liver
     qc = pd.read_csv(base / "qc.tsv", sep="\t")
     assert qc.shape_before.tolist() == ["512x512x89"]

@@ -103,6 +103,21 @@ def covering_grid(image: sitk.Image, spacing_xyz) -> Grid:
                 tuple(float(v) for v in spacing))
 
 
+def native_spacing(image: sitk.Image) -> tuple:
+    """The scanner's spacing along x, y, z (LPS): for each physical axis, the spacing of the
+    image axis closest to it (the direction cosines permute and flip the axes)."""
+    direction = np.abs(np.asarray(image.GetDirection()).reshape(3, 3))
+    return tuple(float(image.GetSpacing()[int(np.argmax(direction[p]))]) for p in range(3))
+
+
+def kept_spacing(image: sitk.Image, spacing_xyz, upsample: bool = False) -> tuple:
+    """``spacing_xyz``, but never finer than the scanner sampled an axis unless ``upsample``."""
+    wanted = tuple(float(s) for s in spacing_xyz)
+    if upsample:
+        return wanted
+    return tuple(max(w, n) for w, n in zip(wanted, native_spacing(image)))
+
+
 def spacing_grid(image: sitk.Image, spacing) -> Grid:
     """A grid of ``spacing`` (one value: isotropic) over the same extent as ``image``; the
     first voxel's extent starts where ``image``'s does."""

@@ -323,7 +323,8 @@ def ingest_patient(pid: str, path: Path, entry: dict, ingest: dict, override: st
     elif entry.get("liver_masks"):
         warnings.append("no liver mask in the center's liver_masks folder")
 
-    grid = imaging.covering_grid(image, ingest["spacing_mm"])
+    grid = imaging.covering_grid(image, imaging.kept_spacing(image, ingest["spacing_mm"],
+                                                             ingest["upsample"]))
     out_image = imaging.resample_hu(image, grid)
     out_tumor = imaging.resample_mask(tumor, grid)
     out_liver = None if liver is None else imaging.resample_mask(liver, grid)
@@ -334,7 +335,7 @@ def ingest_patient(pid: str, path: Path, entry: dict, ingest: dict, override: st
     if not tumor_arr.any():
         raise InputError(
             f"the tumor mask ({int(sitk.GetArrayViewFromImage(tumor).sum())} voxel(s) in the file) "
-            f"has no voxel left on the ingest grid ({', '.join(f'{s:g}' for s in ingest['spacing_mm'])} "
+            f"has no voxel left on the ingest grid ({', '.join(f'{s:g}' for s in grid.spacing)} "
             f"mm)", center=center, patient=pid, path=tumor_path,
             fix="check the mask, or set a finer ingest.spacing_mm")
     for out, key in ((out_image, "images"), (out_tumor, "tumor"), (out_liver, "liver")):
@@ -450,7 +451,8 @@ def ingest_center(center: str, inputs: dict, outputs: dict, settings: dict, thre
     rows = [kept[pid].qc_row for pid in patients]
     write_tsv(qc.qc_table(rows), outputs["qc"])
     qc.montage([kept[pid].panel for pid in patients], outputs["montage"],
-               f"center {center}: {len(patients)} patients, spacing {ingest['spacing_mm']} mm")
+               f"center {center}: {len(patients)} patients, spacing {ingest['spacing_mm']} mm"
+               + ("" if ingest["upsample"] else " or the scanner's, where coarser"))
     log.info("center %s: ingested %d patient(s), excluded %d", center, len(patients), len(excluded))
 
 

@@ -22,7 +22,10 @@ def register(subparsers) -> None:
     p.add_argument("--center", required=True, help="center name (used in messages and clinical.tsv)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--spacing", type=float, nargs=3, metavar=("X", "Y", "Z"),
-                   help="output spacing in mm (default: the config's ingest.spacing_mm, else 1.5)")
+                   help="finest output spacing in mm (default: the config's ingest.spacing_mm, "
+                        "else 1.5); an axis the scanner sampled more coarsely keeps its spacing")
+    p.add_argument("--upsample", action="store_true", default=None,
+                   help="resample every axis to --spacing, also the coarser ones")
     p.add_argument("--unmatched", choices=["error", "exclude"])
     p.add_argument("--nonuniform-spacing", choices=["error", "resample"])
     p.add_argument("--threads", type=int, default=1)
@@ -48,7 +51,8 @@ def _run(args) -> int:
         else:
             entry, ingest, inputs = {}, {}, {"data": str(args.data)}
         for key, value in (("spacing_mm", args.spacing), ("unmatched", args.unmatched),
-                           ("nonuniform_spacing", args.nonuniform_spacing)):
+                           ("nonuniform_spacing", args.nonuniform_spacing),
+                           ("upsample", args.upsample)):
             if value is not None:
                 ingest[key] = list(value) if key == "spacing_mm" else value
         out = args.out

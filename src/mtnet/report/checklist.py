@@ -129,7 +129,9 @@ def _preparation(r: Run) -> str:
         for c in r.centers
     }
     return (
-        f"CT resampled to {ing['spacing_mm']} mm (x, y, z), HU, identity direction; tumor "
+        f"CT resampled to {ing['spacing_mm']} mm (x, y, z)"
+        f"{'' if ing['upsample'] else ', or the scanner spacing of an axis sampled more coarsely'}"
+        ", HU, identity direction; tumor "
         f"masks on the image grid; clinical tables mapped to the canonical columns and "
         f"validated; liver masks by backend ({', '.join(f'{c} {b}' for c, b in backends.items())}"
         "); "
