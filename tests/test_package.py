@@ -27,7 +27,7 @@ RANKS = {
     "report": 10, "app": 11, "cli": 12,
 }
 # needed at run time without being imported (see pyproject.toml)
-INDIRECT = {"openpyxl", "pylibjpeg-openjpeg"}
+INDIRECT = {"openpyxl", "pylibjpeg-openjpeg", "pyjpegls"}
 
 
 def modules() -> dict[str, Path]:

@@ -194,6 +194,37 @@ def test_dicom_series_loads_at_scanner_spacing(dicom_center):
     assert "SYNTHETIC" in first.StudyDescription and "SYNTHETIC" in str(first.PatientName)
 
 
+def test_jpeg_ls_center_holds_the_same_pixels_and_ingests_alike(dicom_center, tmp_path):
+    """`dicom_compression: jpeg-ls` changes the transfer syntax and the bytes, never a pixel:
+    the center's slices decode to the uncompressed center's and ingest to the same NIfTI."""
+    from ingest_fixtures import outputs_for
+    from ingest_fixtures import settings as ingest_settings
+    from mtnet.io import ingest_center
+
+    settings = {**SMALL, "center": "TB", "role": "train", "dicom_compression": "jpeg-ls"}
+    write_center(settings, SEED, tmp_path / "jls" / "data", tmp_path / "jls" / "truth")
+    plain, packed = dicom_center / "data" / "images", tmp_path / "jls" / "data" / "images"
+    files = sorted(p.relative_to(plain) for p in plain.rglob("*.dcm"))
+    assert files == sorted(p.relative_to(packed) for p in packed.rglob("*.dcm"))
+    for name in files:
+        a, b = pydicom.dcmread(plain / name), pydicom.dcmread(packed / name)
+        assert a.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+        assert b.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80"  # JPEG-LS lossless
+        assert a.SOPInstanceUID == b.SOPInstanceUID and a.BitsStored == b.BitsStored == 12
+        assert np.array_equal(a.pixel_array, b.pixel_array)
+    size = lambda root: sum(p.stat().st_size for p in root.rglob("*.dcm"))  # noqa: E731
+    assert size(packed) < 0.7 * size(plain)
+    images = {}
+    for name, root in (("plain", dicom_center), ("packed", tmp_path / "jls")):
+        out = outputs_for(tmp_path / name, "TB")
+        ingest_center("TB", {"data": str(root / "data")}, out, ingest_settings(), threads=1)
+        images[name] = {p.name: sitk.GetArrayFromImage(sitk.ReadImage(str(p)))
+                        for p in sorted(Path(out["images"]).glob("*.nii.gz"))}
+    assert images["plain"].keys() == images["packed"].keys() and len(images["plain"]) == 5
+    for pid, arr in images["plain"].items():
+        assert np.array_equal(arr, images["packed"][pid]), pid
+
+
 def test_dicom_seg_round_trips_to_truth_mask(dicom_center):
     data = dicom_center / "data"
     for pid in ("TB-0001", "TB-0002"):
@@ -316,6 +347,10 @@ def test_center_overrides_and_bad_settings():
     assert (cp.n_patients, cp.n_events, cp.image_format) == (24, 3, "nifti")
     cp = center_preset({"preset": "demo", "center": "SPH", "role": "train"})
     assert (cp.image_format, cp.tumor_mask_format, cp.clinical_format) == ("dicom", "dicom-seg", "xlsx")
+    assert cp.dicom_compression == "jpeg-ls"
+    cp = center_preset({"preset": "demo", "center": "SPH", "role": "train", "image_format": "nifti",
+                        "tumor_mask_format": "nifti"})
+    assert cp.dicom_compression == "none"  # NIfTI has no transfer syntax
     cp = center_preset({"preset": "paper", "center": "NEWHOSP", "role": "external", "n_patients": 170})
     assert (cp.n_patients, cp.n_events) == (170, 20)  # the role's rate, 10/85
     cp = center_preset({"preset": "tiny", "center": "TB", "role": "train", "image_format": "nifti",

@@ -142,8 +142,10 @@ def write_center(settings: dict, seed: int, data_dir, truth_dir) -> pd.DataFrame
         )
         folder = images / pid
         if ph.arterial is not None:
-            writers.write_dicom_series(folder, ph.arterial, ph.spacing, ph.origin, header, uids, "arterial", 2)
-        source = writers.write_dicom_series(folder, ph.image, ph.spacing, ph.origin, header, uids, "portal", 3)
+            writers.write_dicom_series(folder, ph.arterial, ph.spacing, ph.origin, header, uids, "arterial", 2,
+                                       cp.dicom_compression)
+        source = writers.write_dicom_series(folder, ph.image, ph.spacing, ph.origin, header, uids, "portal", 3,
+                                            cp.dicom_compression)
         if cp.tumor_mask_format == "dicom-seg":
             writers.write_dicom_seg(tumors / f"{pid}.dcm", source, ph.tumor, uids, header)
         else:

@@ -44,6 +44,7 @@ class CenterPreset:
     clinical_format: str = "csv"
     scanner: Scanner = field(default_factory=lambda: Scanner(2.0, 4.0, 12.0, 0.0, 1.0))
     decoy_fraction: float = 0.0  # DICOM only: share of patients with an arterial decoy series
+    dicom_compression: str = "none"  # DICOM only: none | jpeg-ls
 
 
 # field of view (x, y, z) in mm of each preset; tiny is smaller and coarser
@@ -66,12 +67,12 @@ _SCANNERS = {
 }
 
 _FORMATS = {
-    # name: (image_format, tumor_mask_format, clinical_format, decoy_fraction)
-    "SPH": ("dicom", "dicom-seg", "xlsx", 0.15),
-    "ZCPH": ("dicom", "dicom-seg", "xlsx", 0.15),
-    "NFH": ("nifti", "nifti", "xlsx", 0.0),
-    "TB": ("dicom", "dicom-seg", "xlsx", 0.3),
-    "TX": ("nifti", "nifti", "xlsx", 0.0),
+    # name: (image_format, tumor_mask_format, clinical_format, decoy_fraction, dicom_compression)
+    "SPH": ("dicom", "dicom-seg", "xlsx", 0.15, "jpeg-ls"),
+    "ZCPH": ("dicom", "dicom-seg", "xlsx", 0.15, "jpeg-ls"),
+    "NFH": ("nifti", "nifti", "xlsx", 0.0, "none"),
+    "TB": ("dicom", "dicom-seg", "xlsx", 0.3, "none"),
+    "TX": ("nifti", "nifti", "xlsx", 0.0, "none"),
 }
 
 _SIZES = {
@@ -121,8 +122,9 @@ def center_preset(settings: dict) -> CenterPreset:
     if not 1 <= k < n:
         raise InputError(f"synthetic n_events={k} is not in [1, n_patients={n})", center=center,
                          fix="set synthetic.n_events below synthetic.n_patients")
-    img, seg, clin, decoy = _FORMATS.get(center, ("nifti", "nifti", "csv", 0.0))
+    img, seg, clin, decoy, compression = _FORMATS.get(center, ("nifti", "nifti", "csv", 0.0, "none"))
     img = settings.get("image_format", img)
+    compression = settings.get("dicom_compression", compression)
     seg = settings.get("tumor_mask_format", seg)
     clin = settings.get("clinical_format", clin)
     if seg == "dicom-seg" and img != "dicom":
@@ -131,4 +133,6 @@ def center_preset(settings: dict) -> CenterPreset:
     tiny_center = center in ("TA", "TB", "TX")
     scanner = _SCANNERS.get(center) if (preset == "tiny") == tiny_center else None
     scanner = scanner or _default_scanner(center, preset)
-    return CenterPreset(n, k, img, seg, clin, scanner, decoy if img == "dicom" else 0.0)
+    dicom = img == "dicom"
+    return CenterPreset(n, k, img, seg, clin, scanner, decoy if dicom else 0.0,
+                        compression if dicom else "none")
