@@ -15,7 +15,7 @@ from mtnet.errors import InputError
 from mtnet.config import section
 from mtnet.imaging import window
 from mtnet.tumor import INDEX_COLUMNS, LESION_COLUMNS, measure, process_center
-from mtnet.tumor.roi import ROI_KEYS, STORED_KEYS, Roi, crop_roi, liver_bbox, load_roi, save_roi
+from mtnet.tumor.roi import GRID_KEYS, ROI_KEYS, SOURCE_KEYS, Roi, crop_roi, liver_bbox, load_roi, save_roi
 
 SPACING = (0.8, 0.8, 2.5)  # x, y, z: in-plane finer than the slices, as in real CT
 
@@ -184,46 +184,62 @@ def test_saved_roi_loads_the_crop_it_was(tmp_path):
     assert 0 < back.image.mean() < 1
 
 
-def test_the_crop_stores_its_source_box_and_loads_the_grid_it_had(tmp_path):
-    """On disk the crop's HU are the source CT's own voxels over the box (+ one voxel where
-    the image has one), int16, much smaller than the grid they interpolate to; loaded, the
-    grid's HU are those of the linear resampling of the whole CT, voxel for voxel."""
+def test_the_crop_refers_to_its_ct_and_loads_the_grid_it_had(tmp_path):
+    """On disk the crop holds no HU: it names the ingested CT (relative to itself), the box
+    of its voxels (+ one voxel where the image has one) and their SHA-256. Loaded, the grid's
+    HU are those of the linear resampling of the whole CT, voxel for voxel; the results tree
+    can move; a CT changed or missing is an error naming it."""
     ct, liver, tumor = abdomen(4.0, seed=7, tumor_radius_mm=15.0)
     ct = sitk.Cast(ct, sitk.sitkInt16)  # as ingested
+    images, roi_dir = tmp_path / "run" / "ingest" / "C" / "images", tmp_path / "run" / "tumor" / "C" / "roi"
+    images.mkdir(parents=True)
+    roi_dir.mkdir(parents=True)
+    sitk.WriteImage(ct, str(images / "P1.nii.gz"), True)
     roi = crop_roi(ct, tumor, liver, (64, 56, 48), 8.0, (-100, 240))
     whole = sitk.Resample(ct, [64, 56, 48], sitk.Transform(), sitk.sitkLinear,
                           tuple(roi.origin_mm), tuple(roi.spacing_mm), ct.GetDirection(), -1024.0,
                           sitk.sitkFloat32)
     expected = np.clip(np.rint(sitk.GetArrayFromImage(whole)), -1024, 32767).astype(np.int16)
     assert np.array_equal(roi.hu, expected)
-    save_roi(roi, tmp_path / "p.npz")
-    with np.load(tmp_path / "p.npz") as npz:
-        assert "hu" not in npz.files and npz["source_hu"].dtype == np.int16
+    roi.source_file = images / "P1.nii.gz"
+    save_roi(roi, roi_dir / "P1.npz")
+    with np.load(roi_dir / "P1.npz") as npz:
+        assert set(npz.files) == set(GRID_KEYS) | set(SOURCE_KEYS)
+        assert str(npz["source_file"]) == "../../../ingest/C/images/P1.nii.gz"
         box = roi.bbox_ijk
-        lo = np.maximum(box[:3] - 1, 0)
-        hi = np.minimum(box[3:] + 1, ct.GetSize())
-        assert npz["source_hu"].shape == tuple((hi - lo)[::-1])
-        assert np.array_equal(npz["source_hu"], sitk.GetArrayFromImage(ct)[
-            lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]])
-        assert npz["source_hu"].size < roi.hu.size
-    back = load_roi(tmp_path / "p.npz")
+        assert list(npz["source_ijk"]) == list(np.concatenate([np.maximum(box[:3] - 1, 0),
+                                                               np.minimum(box[3:] + 1, ct.GetSize())]))
+    back = load_roi(roi_dir / "P1.npz")
     assert np.array_equal(back.hu, expected)
-    # a crop without a source (made in memory), or on a grid coarser than its box, is stored
-    # on its own grid, exactly
-    coarse = crop_roi(ct, tumor, liver, (24, 20, 16), 8.0, (-100, 240))
+    for key in ROI_KEYS:
+        assert np.array_equal(getattr(back, key), getattr(roi, key)), key
+    (tmp_path / "run").rename(tmp_path / "moved")
+    moved = tmp_path / "moved" / "tumor" / "C" / "roi" / "P1.npz"
+    assert np.array_equal(load_roi(moved).hu, expected)
+    changed = sitk.GetArrayFromImage(ct)
+    changed[tuple(int(v) for v in (box[5] - 2, box[4] - 2, box[3] - 2))] += 1
+    edited = sitk.GetImageFromArray(changed)
+    edited.CopyInformation(ct)
+    ct_path = tmp_path / "moved" / "ingest" / "C" / "images" / "P1.nii.gz"
+    sitk.WriteImage(edited, str(ct_path), True)
+    with pytest.raises(InputError, match="P1.npz: the ingested CT .*P1.nii.gz changed since the crop"):
+        load_roi(moved)
+    ct_path.unlink()
+    with pytest.raises(InputError, match="P1.npz: the ingested CT the crop refers to .* is missing"):
+        load_roi(moved)
+    # a crop without its CT's file (made in memory) keeps the grid's HU, the former format
     bare = Roi(**{key: getattr(roi, key) for key in ROI_KEYS})
-    for name, crop in (("bare", bare), ("coarse", coarse)):
-        save_roi(crop, tmp_path / f"{name}.npz")
-        with np.load(tmp_path / f"{name}.npz") as npz:
-            assert np.array_equal(npz["source_hu"], crop.hu)
-        again = load_roi(tmp_path / f"{name}.npz")
-        for key in ROI_KEYS:
-            assert np.array_equal(getattr(again, key), getattr(crop, key)), (name, key)
+    save_roi(bare, tmp_path / "bare.npz")
+    with np.load(tmp_path / "bare.npz") as npz:
+        assert set(npz.files) == set(ROI_KEYS) and np.array_equal(npz["hu"], roi.hu)
+    again = load_roi(tmp_path / "bare.npz")
+    for key in ROI_KEYS:
+        assert np.array_equal(getattr(again, key), getattr(roi, key)), key
 
 
 def test_load_roi_of_another_format_names_the_file(tmp_path):
     np.savez_compressed(tmp_path / "old.npz", image=np.zeros((4, 4, 4), np.float32))
-    with pytest.raises(InputError, match="old.npz: ROI crop lacks source_hu, source_origin_mm"):
+    with pytest.raises(InputError, match="old.npz: ROI crop lacks hu_window, tumor, .*, source_file"):
         load_roi(tmp_path / "old.npz")
     with pytest.raises(InputError, match="ROI crop not found"):
         load_roi(tmp_path / "absent.npz")
@@ -273,8 +289,7 @@ def test_process_center_outputs_follow_the_contract(tmp_path):
     assert list(index.columns) == INDEX_COLUMNS
     assert list(index["file"]) == [f"{p}.npz" for p in pids] and (index["grid"] == "32x32x24").all()
     with np.load(f"{outputs['roi']}/{pids[0]}.npz") as npz:
-        assert set(npz.files) == set(STORED_KEYS)
-        assert npz["source_hu"].dtype == np.int16
+        assert set(npz.files) == set(GRID_KEYS) | set(SOURCE_KEYS)  # no HU: the CT's box
         assert npz["tumor"].dtype == npz["liver"].dtype == np.uint8
     roi = load_roi(f"{outputs['roi']}/{pids[0]}.npz")
     assert roi.image.shape == (24, 32, 32) and roi.image.dtype == np.float32

@@ -256,7 +256,10 @@ def model_inputs(model, centers, training=True):
         "splits": SPLIT_FILE,
     }
     kinds = [k for k in registry.get(model).inputs if training or k != "splits"]
-    return {kind: paths[kind] for kind in kinds}
+    inputs = {kind: paths[kind] for kind in kinds}
+    if "roi" in inputs:  # a crop's HU are read from the ingested CT it refers to
+        inputs["roi_ct"] = [ingested(c, "images") for c in centers]
+    return inputs
 
 
 def fold_numbers():
@@ -270,6 +273,7 @@ def get_model_training_input(wildcards):
     inputs = model_inputs(wildcards.model, MODEL_CENTERS)
     if registry.get(wildcards.model).fold_jobs:
         inputs.pop("roi", None)
+        inputs.pop("roi_ct", None)
         inputs["folds"] = [
             f"results/models/{wildcards.model}/folds/{k}" for k in fold_numbers()
         ]

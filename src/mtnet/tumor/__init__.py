@@ -128,6 +128,7 @@ def process_center(center: str, inputs: dict, outputs: dict, settings: dict,
             return None, reason
         sitk.WriteImage(array_image(ring, image), str(rings_dir / f"{pid}{NIFTI}"),
                         useCompression=True)
+        roi.source_file = images_dir / f"{pid}{NIFTI}"  # the crop refers to its CT's box
         save_roi(roi, roi_dir / f"{pid}.npz")
         index = {
             "patient_id": pid, "file": f"{pid}.npz",

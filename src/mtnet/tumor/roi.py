@@ -3,17 +3,21 @@
 Paper §2.7: portal-phase CT cropped to the liver, resampled to a fixed size, HU windowed and
 scaled; the tumor mask (the decoder's target) and the liver mask on the same grid.
 
-On disk (``roi/{pid}.npz``, docs/data_contracts.md) the crop keeps its masks on the grid
-and, for its HU, the box of the source CT the grid interpolates (its own voxels, int16, one
-voxel beyond the crop where the image has one) when the box has fewer voxels than the grid:
-the grid's HU are then recomputed at load by the same resampling, so the file is exact at a
-fraction of the grid's size (a 96^3 grid over a CT of 2 x 2 x 5 mm voxels holds ~4 times as
-many voxels as the box, and CT noise does not compress); otherwise the grid's HU themselves. :func:`load_roi` gives the windowed image in [0, 1], the same function of the HU
-for every reader.
+On disk (``roi/{pid}.npz``, docs/data_contracts.md) the crop keeps its masks and geometry
+on the grid; its HU are either the grid's own (int16: a crop made in memory, or written
+before December 2026) or, as the tumor stage writes them, a reference to the ingested CT it
+was cut from (the file's path relative to the crop, the box of its voxels the grid
+interpolates and their SHA-256): the loader re-reads that box and resamples it as the crop
+was resampled, so the HU are the crop's as cut, bit for bit, and a CT changed since is an
+error. CT noise does not compress: a 96^3 grid of HU took ~1 MB per patient, the same voxels
+the ingested CT already holds. :func:`load_roi` gives the windowed image in [0, 1], the same
+function of the HU for every reader.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +25,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from mtnet.errors import InputError
-from mtnet.imaging import AIR_HU, IDENTITY, Grid, fraction_to_grid, resample_image, window
+from mtnet.imaging import AIR_HU, Grid, fraction_to_grid, resample_image, window
 
 ROI_KEYS = ("hu", "hu_window", "tumor", "liver", "spacing_mm", "origin_mm", "bbox_ijk")
-# on disk: the HU's source box instead of ``hu``; the direction is the source's and the grid's
-STORED_KEYS = ("source_hu", "source_origin_mm", "source_spacing_mm", "direction", "hu_window",
-               "tumor", "liver", "spacing_mm", "origin_mm", "bbox_ijk")
+GRID_KEYS = ("hu_window", "tumor", "liver", "spacing_mm", "origin_mm", "bbox_ijk")
+# the HU on disk: the grid's own (``hu``), or the ingested CT's box they are resampled from
+SOURCE_KEYS = ("source_file", "source_ijk", "source_sha256")
 
 
 @dataclass
@@ -38,14 +42,11 @@ class Roi:
     spacing_mm: np.ndarray  # (x, y, z)
     origin_mm: np.ndarray  # (x, y, z), physical centre of voxel (0, 0, 0)
     bbox_ijk: np.ndarray  # (i0, j0, k0, i1, j1, k1): the crop in the source grid, end exclusive
-    # the CT box ``hu`` was interpolated from (None: ``hu`` itself, on the crop's grid)
+    # the CT box ``hu`` was interpolated from (None: ``hu`` itself, on the crop's grid), its
+    # (i0, j0, k0, i1, j1, k1) in the CT, and the CT's file where it has one
     source: sitk.Image | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def grid(self) -> Grid:
-        direction = IDENTITY if self.source is None else self.source.GetDirection()
-        return Grid(tuple(int(n) for n in self.hu.shape[::-1]), tuple(map(float, self.origin_mm)),
-                    tuple(map(float, self.spacing_mm)), direction)
+    source_ijk: np.ndarray | None = field(default=None, repr=False, compare=False)
+    source_file: Path | None = field(default=None, repr=False, compare=False)
 
     @property
     def image(self) -> np.ndarray:
@@ -63,49 +64,60 @@ def grid_hu(source: sitk.Image, grid: Grid) -> np.ndarray:
     return np.clip(np.rint(hu), AIR_HU, np.iinfo(np.int16).max).astype(np.int16)
 
 
+def _box(image: sitk.Image, ijk) -> sitk.Image:
+    i0, j0, k0, i1, j1, k1 = (int(v) for v in ijk)
+    return image[i0:i1, j0:j1, k0:k1]
+
+
+def _voxels_sha256(image: sitk.Image) -> str:
+    voxels = np.ascontiguousarray(sitk.GetArrayViewFromImage(image))
+    return hashlib.sha256(repr((voxels.dtype.str, voxels.shape)).encode() + voxels.tobytes()).hexdigest()
+
+
 def save_roi(roi: Roi, path) -> None:
-    """The crop as its source box, or on its own grid where that has fewer voxels (a thin-
-    slice CT's box can hold many more than the grid)."""
-    source = roi.source
-    if source is None or np.prod(source.GetSize()) >= roi.hu.size:
-        source = sitk.GetImageFromArray(roi.hu)
-        source.SetOrigin(roi.grid.origin)
-        source.SetSpacing(roi.grid.spacing)
-        source.SetDirection(roi.grid.direction)
-    voxels = sitk.GetArrayFromImage(source)
-    if np.issubdtype(voxels.dtype, np.integer) or np.array_equal(voxels, np.rint(voxels)):
-        if voxels.min() >= np.iinfo(np.int16).min and voxels.max() <= np.iinfo(np.int16).max:
-            voxels = voxels.astype(np.int16)
-    np.savez_compressed(
-        path, source_hu=voxels, source_origin_mm=np.asarray(source.GetOrigin(), np.float64),
-        source_spacing_mm=np.asarray(source.GetSpacing(), np.float64),
-        direction=np.asarray(source.GetDirection(), np.float64),
-        **{key: getattr(roi, key) for key in ROI_KEYS if key != "hu"})
+    """The crop's masks and geometry, with a reference to its CT's box where the crop knows
+    its CT's file, else with the grid's HU."""
+    path = Path(path)
+    arrays = {key: getattr(roi, key) for key in GRID_KEYS}
+    if roi.source_file is not None and roi.source is not None:
+        arrays.update(source_file=np.array(os.path.relpath(os.path.abspath(roi.source_file),
+                                                           os.path.abspath(path.parent))),
+                      source_ijk=np.asarray(roi.source_ijk, np.int64),
+                      source_sha256=np.array(_voxels_sha256(roi.source)))
+    else:
+        arrays["hu"] = roi.hu
+    np.savez_compressed(path, **arrays)
 
 
 def load_roi(path) -> Roi:
-    """A crop written by the tumor stage (``roi/{pid}.npz``), its HU recomputed on the grid."""
+    """A crop written by the tumor stage (``roi/{pid}.npz``), its HU on the grid."""
     path = Path(path)
     if not path.exists():
         raise InputError("ROI crop not found", path=path, fix="run the tumor stage")
     with np.load(path) as npz:
-        missing = [k for k in STORED_KEYS if k not in npz.files]
+        missing = [k for k in GRID_KEYS if k not in npz.files]
+        if "hu" not in npz.files:
+            missing += [k for k in SOURCE_KEYS if k not in npz.files]
         if missing:
             raise InputError(f"ROI crop lacks {', '.join(missing)}", path=path,
                              fix="re-run the tumor stage (the crop's format changed)")
-        arrays = {key: npz[key] for key in STORED_KEYS}
-    source = sitk.GetImageFromArray(arrays.pop("source_hu"))
-    source.SetOrigin(tuple(arrays.pop("source_origin_mm")))
-    source.SetSpacing(tuple(arrays.pop("source_spacing_mm")))
-    source.SetDirection(tuple(arrays.pop("direction")))
-    shape = arrays["tumor"].shape
-    grid = Grid(tuple(int(n) for n in shape[::-1]), tuple(map(float, arrays["origin_mm"])),
-                tuple(map(float, arrays["spacing_mm"])), source.GetDirection())
-    if Grid.of(source) == grid:  # a crop stored on its own grid
-        hu = sitk.GetArrayFromImage(source).astype(np.int16)
-    else:
-        hu = grid_hu(source, grid)
-    return Roi(hu=hu, source=source, **arrays)
+        arrays = {key: npz[key] for key in GRID_KEYS}
+        if "hu" in npz.files:
+            return Roi(hu=npz["hu"], **arrays)
+        source_file, source_ijk, sha = (npz[k] for k in SOURCE_KEYS)
+    ct_path = path.parent / str(source_file)
+    if not ct_path.exists():
+        raise InputError(f"the ingested CT the crop refers to ({ct_path}) is missing", path=path,
+                         fix="keep results/ingest beside results/tumor, or re-run the tumor stage")
+    source = _box(sitk.ReadImage(str(ct_path)), source_ijk)
+    if _voxels_sha256(source) != str(sha):
+        raise InputError(f"the ingested CT {ct_path} changed since the crop was cut", path=path,
+                         fix="re-run the tumor stage")
+    grid = Grid(tuple(int(n) for n in arrays["tumor"].shape[::-1]),
+                tuple(map(float, arrays["origin_mm"])), tuple(map(float, arrays["spacing_mm"])),
+                source.GetDirection())
+    return Roi(hu=grid_hu(source, grid), source=source, source_ijk=source_ijk,
+               source_file=ct_path, **arrays)
 
 
 def liver_bbox(liver: np.ndarray, spacing_xyz, margin_mm: float, size_xyz) -> np.ndarray:
@@ -146,7 +158,8 @@ def crop_roi(image: sitk.Image, tumor: sitk.Image, liver: sitk.Image, grid_xyz, 
     # linear interpolation near the box's faces reaches one voxel beyond them
     lo = np.maximum(bbox[:3] - 1, 0)
     hi = np.minimum(bbox[3:] + 1, np.asarray(image.GetSize()))
-    source = image[int(lo[0]):int(hi[0]), int(lo[1]):int(hi[1]), int(lo[2]):int(hi[2])]
+    source_ijk = np.concatenate([lo, hi]).astype(np.int64)
+    source = _box(image, source_ijk)
 
     def mask(m):
         frac = fraction_to_grid(m, target)
@@ -159,5 +172,5 @@ def crop_roi(image: sitk.Image, tumor: sitk.Image, liver: sitk.Image, grid_xyz, 
         hu=grid_hu(source, target), hu_window=np.asarray(hu_window, np.float64),
         tumor=mask(tumor), liver=mask(liver),
         spacing_mm=new_spacing.astype(np.float64), origin_mm=origin.astype(np.float64),
-        bbox_ijk=bbox, source=source,
+        bbox_ijk=bbox, source=source, source_ijk=source_ijk,
     )
