@@ -2,7 +2,8 @@
 
 The patients are the real HCC-TACE-Seg HCC_048 portal-venous series (512x512x89,
 uncompressed) from ../shared/data, ingested as a DICOM center and, re-written as int16
-NIfTI, as a NIfTI center; resampled to the default 1.5 mm grid. Where ../shared/data is
+NIfTI, as a NIfTI center; brought to the default grid (1.5 mm in-plane; the 2.5 mm slices
+are kept, as the scanner's coarser axes are). Where ../shared/data is
 absent, a synthetic 256x256x40 series from tests/ingest_fixtures.py stands in (reported).
 ``synthetic_nifti``: the generator's `demo` NIfTI patients (bench/cohort.py).
 

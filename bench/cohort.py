@@ -1,7 +1,8 @@
 """Synthetic patients for the stage benchmarks, made and ingested as the workflow does.
 
 :func:`ingested_center` generates a center of the `demo` preset (mtnet.synth) and ingests
-it onto the default 1.5 mm grid (mtnet.io.ingest_center), so that the liver and tumor
+it onto the default grid (mtnet.io.ingest_center: 1.5 mm, or the scanner's spacing of an
+axis it sampled more coarsely), so that the liver and tumor
 benchmarks time the stage on the images the workflow gives them. :func:`cpu_and_wall`
 and :func:`per_patient` time a stage's run split into its patients (the per-patient
 function each stage maps over a center) and its fixed cost (tables, the montage).
