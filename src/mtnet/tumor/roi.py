@@ -28,7 +28,7 @@ from mtnet.errors import InputError
 from mtnet.imaging import AIR_HU, Grid, fraction_to_grid, resample_image, window
 
 ROI_KEYS = ("hu", "hu_window", "tumor", "liver", "spacing_mm", "origin_mm", "bbox_ijk")
-GRID_KEYS = ("hu_window", "tumor", "liver", "spacing_mm", "origin_mm", "bbox_ijk")
+GRID_KEYS = tuple(key for key in ROI_KEYS if key != "hu")
 # the HU on disk: the grid's own (``hu``), or the ingested CT's box they are resampled from
 SOURCE_KEYS = ("source_file", "source_ijk", "source_sha256")
 
@@ -71,7 +71,8 @@ def _box(image: sitk.Image, ijk) -> sitk.Image:
 
 def _voxels_sha256(image: sitk.Image) -> str:
     voxels = np.ascontiguousarray(sitk.GetArrayViewFromImage(image))
-    return hashlib.sha256(repr((voxels.dtype.str, voxels.shape)).encode() + voxels.tobytes()).hexdigest()
+    header = repr((voxels.dtype.str, voxels.shape)).encode()
+    return hashlib.sha256(header + voxels.tobytes()).hexdigest()
 
 
 def save_roi(roi: Roi, path) -> None:
