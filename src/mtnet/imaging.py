@@ -11,6 +11,7 @@ going between a coarse working grid and a fine one. Montages use one HU window,
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from dataclasses import dataclass
@@ -101,6 +102,14 @@ def covering_grid(image: sitk.Image, spacing_xyz) -> Grid:
     out_size = np.floor((hi - lo) / spacing + 1e-4).astype(int) + 1
     return Grid(tuple(int(v) for v in out_size), tuple(float(v) for v in lo),
                 tuple(float(v) for v in spacing))
+
+
+def image_fingerprint(image: sitk.Image) -> str:
+    """SHA-256 of an image's voxels and spacing (not its origin, a header detail)."""
+    h = hashlib.sha256()
+    h.update(repr((image.GetSize(), tuple(round(s, 4) for s in image.GetSpacing()))).encode())
+    h.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).tobytes())
+    return h.hexdigest()
 
 
 def native_spacing(image: sitk.Image) -> tuple:

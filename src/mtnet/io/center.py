@@ -364,15 +364,7 @@ def ingest_patient(pid: str, path: Path, entry: dict, ingest: dict, override: st
     for w in warnings:
         log.warning("center %s, patient %s: %s", center, pid, w)
     return PatientResult(row, qc.panel(pid, arr, tumor_arr, liver_arr, out_image.GetSpacing()[::-1]),
-                         image_fingerprint(out_image))
-
-
-def image_fingerprint(image: sitk.Image) -> str:
-    """SHA-256 of an ingested image's voxels and spacing (not its origin, a header detail)."""
-    h = hashlib.sha256()
-    h.update(repr((image.GetSize(), tuple(round(s, 4) for s in image.GetSpacing()))).encode())
-    h.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).tobytes())
-    return h.hexdigest()
+                         imaging.image_fingerprint(out_image))
 
 
 def _reason(err: InputError) -> str:

@@ -16,7 +16,6 @@ function of the HU for every reader.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from mtnet.errors import InputError
-from mtnet.imaging import AIR_HU, Grid, fraction_to_grid, resample_image, window
+from mtnet.imaging import Grid, fraction_to_grid, image_fingerprint, resample_hu, window
 
 ROI_KEYS = ("hu", "hu_window", "tumor", "liver", "spacing_mm", "origin_mm", "bbox_ijk")
 GRID_KEYS = tuple(key for key in ROI_KEYS if key != "hu")
@@ -58,21 +57,14 @@ class Roi:
 
 
 def grid_hu(source: sitk.Image, grid: Grid) -> np.ndarray:
-    """The crop's HU: ``source`` interpolated linearly onto ``grid`` (outside the image: air),
-    rounded to int16 — the one definition, for the crop as cut and as loaded."""
-    hu = sitk.GetArrayFromImage(resample_image(source, grid))
-    return np.clip(np.rint(hu), AIR_HU, np.iinfo(np.int16).max).astype(np.int16)
+    """The crop's HU: ``source`` by :func:`~mtnet.imaging.resample_hu` on ``grid`` — the one
+    definition, for the crop as cut and as loaded."""
+    return sitk.GetArrayFromImage(resample_hu(source, grid))
 
 
 def _box(image: sitk.Image, ijk) -> sitk.Image:
     i0, j0, k0, i1, j1, k1 = (int(v) for v in ijk)
     return image[i0:i1, j0:j1, k0:k1]
-
-
-def _voxels_sha256(image: sitk.Image) -> str:
-    voxels = np.ascontiguousarray(sitk.GetArrayViewFromImage(image))
-    header = repr((voxels.dtype.str, voxels.shape)).encode()
-    return hashlib.sha256(header + voxels.tobytes()).hexdigest()
 
 
 def save_roi(roi: Roi, path) -> None:
@@ -84,7 +76,7 @@ def save_roi(roi: Roi, path) -> None:
         arrays.update(source_file=np.array(os.path.relpath(os.path.abspath(roi.source_file),
                                                            os.path.abspath(path.parent))),
                       source_ijk=np.asarray(roi.source_ijk, np.int64),
-                      source_sha256=np.array(_voxels_sha256(roi.source)))
+                      source_sha256=np.array(image_fingerprint(roi.source)))
     else:
         arrays["hu"] = roi.hu
     np.savez_compressed(path, **arrays)
@@ -111,7 +103,7 @@ def load_roi(path) -> Roi:
         raise InputError(f"the ingested CT the crop refers to ({ct_path}) is missing", path=path,
                          fix="keep results/ingest beside results/tumor, or re-run the tumor stage")
     source = _box(sitk.ReadImage(str(ct_path)), source_ijk)
-    if _voxels_sha256(source) != str(sha):
+    if image_fingerprint(source) != str(sha):
         raise InputError(f"the ingested CT {ct_path} changed since the crop was cut", path=path,
                          fix="re-run the tumor stage")
     grid = Grid(tuple(int(n) for n in arrays["tumor"].shape[::-1]),
